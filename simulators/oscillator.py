@@ -1,0 +1,328 @@
+r"""The linear damped, driven oscillator and its exact solution.
+
+.. math::
+
+    \ddot x + \eta\,\dot x + \omega_0^2 x = F(t), \qquad
+    F(t) = \sum_k F_k \cos(\Omega_k t + \varphi_k),
+
+with state :math:`s = (x, v)`, :math:`v = \dot x`.
+
+Convention: ``damping`` is :math:`\eta`, the coefficient of :math:`\dot x` (some course code writes
+:math:`2\gamma\dot x`, so :math:`\eta = 2\gamma`). The damping ratio is :math:`\zeta = \eta / (2\omega_0)`:
+under-damped for :math:`\eta < 2\omega_0`, critically damped at :math:`\eta = 2\omega_0`, over-damped above.
+Units are arbitrary but consistent: time T, position L, velocity L/T, force per unit mass L/T².
+
+The exact solution is transient + steady state. Free motion is :math:`s(t) = \Phi(t)\,s_0` with
+
+.. math::
+
+    \Phi(t) = \begin{pmatrix} E + \tfrac{\eta}{2} G & G \\ -\omega_0^2 G & E - \tfrac{\eta}{2} G\end{pmatrix},
+    \quad E = e^{-\eta t/2} C(t),\; G = e^{-\eta t/2} S(t),
+
+where, with :math:`D = \omega_0^2 - \eta^2/4`, :math:`(C, S) = (\cos\omega_d t, \sin(\omega_d t)/\omega_d)`
+for :math:`D = \omega_d^2 > 0`, :math:`(1, t)` for :math:`D = 0` and :math:`(\cosh\kappa t,
+\sinh(\kappa t)/\kappa)` for :math:`D = -\kappa^2 < 0`. The over-damped branch is evaluated through
+``expm1`` and the small root :math:`r_+ = -\omega_0^2/(\eta/2 + \kappa)`, so neither overflow at large
+:math:`\kappa t` nor cancellation near critical damping spoils it.
+
+For :math:`\eta > 0` each drive term has the steady state
+:math:`x_p = \mathrm{Re}\,[Z e^{i\Omega t}]`, :math:`Z = F e^{i\varphi}/(\omega_0^2 - \Omega^2 + i\eta\Omega)`
+(amplitude :math:`|Z| = F/\sqrt{(\omega_0^2-\Omega^2)^2 + (\eta\Omega)^2}`, finite at resonance), and the
+transient is the free motion from :math:`s_0 - s_p(0)`.
+
+For :math:`\eta = 0` the particular and homogeneous parts are combined into the response from rest,
+
+.. math::
+
+    R(t) = \frac{F}{\Sigma}\Big[2Q(t)\sin\!\big(\tfrac{\Sigma t}{2} + \varphi\big)
+           - \frac{\sin\varphi\,\sin\omega_0 t}{\omega_0}\Big],
+    \quad \Sigma = \omega_0 + \Omega,\; Q(t) = \frac{\sin(\Delta t/2)}{\Delta},\; \Delta = \omega_0 - \Omega,
+
+which has no :math:`1/(\omega_0^2 - \Omega^2)` to cancel near resonance and, at exact resonance
+(:math:`Q = t/2`), is the secular term :math:`\frac{F}{2\omega_0}\, t \sin(\omega_0 t + \varphi)` less the free
+motion that cancels its initial velocity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ._validation import as_real_array, check_bounds, check_finite, check_time_grid
+
+__all__ = ["LinearOscillator", "steady_state_response"]
+
+
+def _broadcast_traj(name: str, array: np.ndarray, n_traj: int) -> np.ndarray:
+    try:
+        return np.broadcast_to(array, (n_traj,) + array.shape[1:]).copy()
+    except ValueError:
+        raise ValueError(
+            f"{name} has {array.shape[0]} entries but the ensemble has {n_traj} trajectories; "
+            "give one value or one per trajectory"
+        ) from None
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class LinearOscillator:
+    """An ensemble of linear oscillators ``x'' + η x' + ω0² x = Σ_k F_k cos(Ω_k t + φ_k)``.
+
+    Every parameter is a scalar (shared by all trajectories) or an array with one entry per trajectory;
+    the drive parameters may also be ``(n_traj, n_terms)`` for a sum of cosine terms (use shape
+    ``(1, n_terms)`` for terms shared by all trajectories).
+
+    Parameters
+    ----------
+    damping : float or ndarray of shape (n_traj,)
+        η ≥ 0, the coefficient of x' (η = 2γ in the 2γ convention).
+    natural_frequency : float or ndarray of shape (n_traj,)
+        ω0 > 0.
+    drive_amplitude, drive_frequency, drive_phase : float or ndarray of shape (n_traj,) or (n_traj, n_terms)
+        F_k (any real), Ω_k ≥ 0 and φ_k (radians) of each drive term. Free motion is ``drive_amplitude=0``.
+    """
+
+    damping: ArrayLike = 0.0
+    natural_frequency: ArrayLike = 1.0
+    drive_amplitude: ArrayLike = 0.0
+    drive_frequency: ArrayLike = 0.0
+    drive_phase: ArrayLike = 0.0
+    n_traj: int = field(init=False)
+
+    state_names = ("x", "v")
+    state_units = ("L", "L/T")
+    system = "oscillator"
+
+    def __post_init__(self) -> None:
+        eta = check_bounds("damping", as_real_array("damping", self.damping, max_ndim=1), low=0.0)
+        omega0 = check_bounds(
+            "natural_frequency", as_real_array("natural_frequency", self.natural_frequency, max_ndim=1),
+            low=0.0, strict=True,
+        )
+        amp = check_finite("drive_amplitude", as_real_array("drive_amplitude", self.drive_amplitude, max_ndim=2))
+        freq = check_bounds(
+            "drive_frequency", as_real_array("drive_frequency", self.drive_frequency, max_ndim=2), low=0.0
+        )
+        phase = check_finite("drive_phase", as_real_array("drive_phase", self.drive_phase, max_ndim=2))
+
+        # Per-trajectory arrays are 1-D; drive arrays become (n_traj, n_terms).
+        eta, omega0 = np.atleast_1d(eta), np.atleast_1d(omega0)
+        amp, freq, phase = (np.atleast_1d(a).reshape(a.shape[0] if a.ndim else 1, -1) for a in (amp, freq, phase))
+        sizes = {a.shape[0] for a in (eta, omega0, amp, freq, phase)} - {1}
+        if len(sizes) > 1:
+            named = {n: a.shape[0] for n, a in zip(
+                ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase"),
+                (eta, omega0, amp, freq, phase)) if a.shape[0] != 1}
+            raise ValueError(f"parameters disagree on the number of trajectories: {named}; "
+                             "give each one value or the same number of values")
+        n_traj = sizes.pop() if sizes else 1
+        terms = {a.shape[1] for a in (amp, freq, phase)} - {1}
+        if len(terms) > 1:
+            raise ValueError(
+                f"drive_amplitude, drive_frequency and drive_phase disagree on the number of drive terms "
+                f"({amp.shape[1]}, {freq.shape[1]}, {phase.shape[1]}); give each one or n_terms columns"
+            )
+        n_terms = terms.pop() if terms else 1
+        set_ = object.__setattr__
+        set_(self, "n_traj", n_traj)
+        set_(self, "damping", _broadcast_traj("damping", eta, n_traj))
+        set_(self, "natural_frequency", _broadcast_traj("natural_frequency", omega0, n_traj))
+        for name, a in (("drive_amplitude", amp), ("drive_frequency", freq), ("drive_phase", phase)):
+            set_(self, name, np.broadcast_to(a, (n_traj, n_terms)).copy())
+        for name in ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase"):
+            getattr(self, name).setflags(write=False)
+
+    # ------------------------------------------------------------------ description
+    n_state = 2
+
+    @property
+    def n_terms(self) -> int:
+        return self.drive_amplitude.shape[1]
+
+    @property
+    def is_driven(self) -> bool:
+        return bool(np.any(self.drive_amplitude != 0))
+
+    @property
+    def damping_ratio(self) -> np.ndarray:
+        """ζ = η / (2 ω0), shape (n_traj,)."""
+        return self.damping / (2 * self.natural_frequency)
+
+    def params(self) -> dict[str, np.ndarray]:
+        """The physical parameters, one entry per trajectory (drive terms as ``(n_traj, n_terms)``)."""
+        return {
+            "damping": self.damping,
+            "natural_frequency": self.natural_frequency,
+            "drive_amplitude": self.drive_amplitude,
+            "drive_frequency": self.drive_frequency,
+            "drive_phase": self.drive_phase,
+        }
+
+    def take(self, index) -> LinearOscillator:
+        """The sub-ensemble of trajectories ``index`` (a slice or integer array)."""
+        if self.n_traj == 1:
+            return self
+        return LinearOscillator(**{k: v[index] for k, v in self.params().items()})
+
+    def broadcast(self, n_traj: int) -> LinearOscillator:
+        """The same oscillator repeated for ``n_traj`` trajectories (only from an ensemble of one)."""
+        if n_traj == self.n_traj:
+            return self
+        if self.n_traj != 1:
+            raise ValueError(f"cannot broadcast an ensemble of {self.n_traj} oscillators to {n_traj} trajectories")
+        return LinearOscillator(**{k: np.repeat(v, n_traj, axis=0) for k, v in self.params().items()})
+
+    # ------------------------------------------------------------------ dynamics
+    def force(self, time: ArrayLike) -> np.ndarray:
+        """F(t) per trajectory: ndarray of shape (n_traj, n_times) for ``time`` of shape (n_times,)."""
+        t = np.atleast_1d(np.asarray(time, dtype=np.float64))
+        arg = self.drive_frequency[:, None, :] * t[None, :, None] + self.drive_phase[:, None, :]
+        return np.einsum("nk,ntk->nt", self.drive_amplitude, np.cos(arg))
+
+    def drive_names(self) -> tuple[str, ...]:
+        """Names of the known-input channels of :meth:`drive`."""
+        if self.n_terms == 1:
+            return ("force", "cos_phase", "sin_phase")
+        return ("force",) + tuple(f"{p}_{k}" for k in range(self.n_terms) for p in ("cos_phase", "sin_phase"))
+
+    def drive(self, time: ArrayLike) -> np.ndarray:
+        """Known input at each time: F(t), then cos and sin of each term's phase Ω_k t + φ_k.
+
+        Returns
+        -------
+        ndarray of shape (n_traj, n_times, 1 + 2 n_terms)
+        """
+        t = np.atleast_1d(np.asarray(time, dtype=np.float64))
+        arg = self.drive_frequency[:, None, :] * t[None, :, None] + self.drive_phase[:, None, :]
+        cos, sin = np.cos(arg), np.sin(arg)
+        force = np.einsum("nk,ntk->nt", self.drive_amplitude, cos)
+        phases = np.stack([cos, sin], axis=-1).reshape(cos.shape[0], cos.shape[1], -1)
+        return np.concatenate([force[..., None], phases], axis=-1)
+
+    def rhs(self, t: float, state: np.ndarray) -> np.ndarray:
+        """ds/dt at time ``t`` for ``state`` of shape (n_traj, 2) (or (2,) with one trajectory)."""
+        x, v = state[..., 0], state[..., 1]
+        arg = self.drive_frequency * t + self.drive_phase
+        force = np.sum(self.drive_amplitude * np.cos(arg), axis=-1)
+        if state.ndim == 1:
+            force = force[0]
+            eta, w0 = self.damping[0], self.natural_frequency[0]
+        else:
+            eta, w0 = self.damping, self.natural_frequency
+        return np.stack([v, force - eta * v - w0**2 * x], axis=-1)
+
+    def energy(self, states: np.ndarray) -> np.ndarray:
+        """Mechanical energy per unit mass, ``v²/2 + ω0² x²/2``, for states of shape (n_traj, ..., 2)."""
+        w0 = self.natural_frequency.reshape((-1,) + (1,) * (states.ndim - 2))
+        return 0.5 * states[..., 1] ** 2 + 0.5 * (w0 * states[..., 0]) ** 2
+
+    # ------------------------------------------------------------------ exact solution
+    def exact(self, initial_state: ArrayLike, time: ArrayLike) -> np.ndarray:
+        """The closed-form solution (see the module docstring).
+
+        Parameters
+        ----------
+        initial_state : ndarray of shape (n_traj, 2)
+            (x, v) at ``time[0]`` (the solution is time-translated: the drive phase refers to t = 0).
+        time : ndarray of shape (n_steps,)
+
+        Returns
+        -------
+        ndarray of shape (n_traj, n_steps, 2)
+        """
+        t = check_time_grid(time)
+        s0 = np.asarray(initial_state, dtype=np.float64)
+        if s0.ndim != 2 or s0.shape[1] != 2 or self.n_traj not in (1, s0.shape[0]):
+            raise ValueError(f"initial_state must have shape ({self.n_traj}, 2), got {s0.shape}")
+        if s0.shape[0] != self.n_traj:
+            return self.broadcast(s0.shape[0]).exact(s0, t)
+        # Shift the drive so that the solution starts at t[0]: F(t0 + τ) has phase Ω t0 + φ.
+        t0, tau = t[0], t - t[0]
+        phase = self.drive_phase + self.drive_frequency * t0
+        eta = self.damping[:, None]
+        w0 = self.natural_frequency[:, None]
+        E, G = _free_propagator(self.damping, self.natural_frequency, tau)
+        out = np.empty((self.n_traj, t.size, 2))
+
+        x0, v0 = s0[:, :1].copy(), s0[:, 1:].copy()
+        x_part = np.zeros((self.n_traj, t.size))
+        v_part = np.zeros((self.n_traj, t.size))
+        damped = self.damping > 0
+        if damped.any():
+            # Steady state Re[Z e^{iΩτ}] per term; the transient starts from s0 − s_p(0).
+            d = damped
+            Z = (self.drive_amplitude[d] * np.exp(1j * phase[d])) / (
+                self.natural_frequency[d, None] ** 2 - self.drive_frequency[d] ** 2
+                + 1j * self.damping[d, None] * self.drive_frequency[d]
+            )
+            rot = np.exp(1j * self.drive_frequency[d][:, None, :] * tau[None, :, None])
+            zt = Z[:, None, :] * rot
+            x_part[d] = zt.real.sum(-1)
+            v_part[d] = (1j * self.drive_frequency[d][:, None, :] * zt).real.sum(-1)
+            x0[d, 0] -= Z.real.sum(-1)
+            v0[d, 0] -= (1j * self.drive_frequency[d] * Z).real.sum(-1)
+        undamped = ~damped
+        if undamped.any():
+            u = undamped
+            F = self.drive_amplitude[u][:, None, :]
+            W = self.natural_frequency[u][:, None, None]
+            Om = self.drive_frequency[u][:, None, :]
+            ph = phase[u][:, None, :]
+            tt = tau[None, :, None]
+            total, delta = W + Om, W - Om
+            # Q = sin(Δτ/2)/Δ, written with np.sinc (sin(πu)/(πu)) so that Δ = 0 gives τ/2 exactly.
+            Q = 0.5 * tt * np.sinc(delta * tt / (2 * np.pi))
+            arg = 0.5 * total * tt + ph
+            x_part[u] = (F / total * (2 * Q * np.sin(arg) - np.sin(ph) * np.sin(W * tt) / W)).sum(-1)
+            v_part[u] = (F / total * (np.cos(0.5 * delta * tt) * np.sin(arg) + Q * total * np.cos(arg)
+                                      - np.sin(ph) * np.cos(W * tt))).sum(-1)
+        half = eta / 2
+        out[..., 0] = (E + half * G) * x0 + G * v0 + x_part
+        out[..., 1] = -(w0**2) * G * x0 + (E - half * G) * v0 + v_part
+        return out
+
+
+def _free_propagator(damping: np.ndarray, natural_frequency: np.ndarray, tau: np.ndarray):
+    """E = e^{-ητ/2} C(τ) and G = e^{-ητ/2} S(τ), each of shape (n_traj, n_steps), in every regime."""
+    n, m = damping.size, tau.size
+    E, G = np.empty((n, m)), np.empty((n, m))
+    half = damping / 2
+    disc = (natural_frequency - half) * (natural_frequency + half)  # ω0² − η²/4 without cancellation
+    tt = tau[None, :]
+    under, over = disc > 0, disc < 0
+    crit = ~(under | over)
+    if under.any():
+        wd = np.sqrt(disc[under])[:, None]
+        decay = np.exp(-half[under][:, None] * tt)
+        E[under] = decay * np.cos(wd * tt)
+        G[under] = decay * np.sin(wd * tt) / wd
+    if crit.any():
+        decay = np.exp(-half[crit][:, None] * tt)
+        E[crit] = decay
+        G[crit] = tt * decay
+    if over.any():
+        kappa = np.sqrt(-disc[over])[:, None]
+        r_plus = -(natural_frequency[over] ** 2)[:, None] / (half[over][:, None] + kappa)  # the slow root
+        slow = np.exp(r_plus * tt)
+        E[over] = 0.5 * slow * (1 + np.exp(-2 * kappa * tt))
+        G[over] = -slow * np.expm1(-2 * kappa * tt) / (2 * kappa)
+    return E, G
+
+
+def steady_state_response(
+    damping: ArrayLike, natural_frequency: ArrayLike, drive_frequency: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gain and phase lag of the steady state: ``x_p = F · gain · cos(Ω t + φ − lag)``.
+
+    ``gain = 1/√((ω0² − Ω²)² + (ηΩ)²)`` (the resonance curve per unit drive amplitude) and
+    ``lag = atan2(ηΩ, ω0² − Ω²)`` in [0, π]. Undamped resonance (η = 0, Ω = ω0) gives an infinite gain.
+    Arguments broadcast against each other.
+    """
+    eta = np.asarray(damping, dtype=np.float64)
+    w0 = np.asarray(natural_frequency, dtype=np.float64)
+    om = np.asarray(drive_frequency, dtype=np.float64)
+    detuning = (w0 - om) * (w0 + om)
+    with np.errstate(divide="ignore"):
+        gain = 1.0 / np.hypot(detuning, eta * om)
+    return gain, np.arctan2(eta * om, detuning)
