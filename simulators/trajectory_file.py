@@ -1,0 +1,382 @@
+"""Trajectory files: a documented, versioned HDF5 layout (schema ``physrnn.trajectories``), see data/README.md.
+
+Files are written chunked and compressed (shuffle + gzip), with dimensions labelled by HDF5 dimension
+scales, to a temporary name in the target folder that is renamed only once the file is complete, so an
+interrupted or failed run never leaves a half-written file under the requested name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "TrajectoryFileError",
+    "Trajectories",
+    "TrajectoryWriter",
+    "check_output_path",
+    "read_trajectories",
+    "software_versions",
+    "write_trajectories",
+]
+
+SCHEMA = "physrnn.trajectories"
+#: Version history: 1 — first layout (this one).
+SCHEMA_VERSION = 1
+_COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
+
+
+class TrajectoryFileError(ValueError):
+    """A trajectory file is missing, unreadable, truncated, foreign, or of an unsupported schema."""
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectories:
+    """An ensemble of trajectories on a shared time grid: what a trajectory file holds.
+
+    Attributes
+    ----------
+    system : str
+        ``"oscillator"`` or ``"eigen"``.
+    time : ndarray of shape (n_steps,)
+    states : ndarray of shape (n_traj, n_steps, n_state)
+    params : dict of str to ndarray
+        Per-trajectory parameters, each with leading dimension n_traj.
+    state_names, state_units : tuple of str
+        One per state component.
+    drive : ndarray of shape (n_traj, n_steps, n_drive) or None
+        Known input at each step; None for free motion.
+    drive_names : tuple of str
+    method : str
+        How the states were computed (``"exact"``, ``"euler"``, ``"rk4"``, ``"reference"``).
+    attrs : dict
+        Provenance: ``seed``, ``config`` (dict), ``rtol``/``atol`` for the reference integrator, and, once read
+        from a file, ``created`` and ``software``.
+    """
+
+    system: str
+    time: np.ndarray
+    states: np.ndarray
+    params: Mapping[str, np.ndarray]
+    state_names: tuple[str, ...]
+    state_units: tuple[str, ...]
+    method: str
+    drive: np.ndarray | None = None
+    drive_names: tuple[str, ...] = ()
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_traj(self) -> int:
+        return self.states.shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        return self.states.shape[1]
+
+    @property
+    def n_state(self) -> int:
+        return self.states.shape[2]
+
+    @property
+    def dt(self) -> float:
+        """The time step if the grid is uniform (to 1e-9 relative), else NaN."""
+        return _uniform_step(self.time)
+
+
+def _uniform_step(time: np.ndarray) -> float:
+    if time.size < 2:
+        return float("nan")
+    steps = np.diff(time)
+    dt = (time[-1] - time[0]) / (time.size - 1)
+    return float(dt) if np.allclose(steps, dt, rtol=1e-9, atol=0) else float("nan")
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of what produced a file or a result, recorded for reproducibility."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import scipy
+
+    try:
+        physrnn_version = version("physrnn")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        physrnn_version = "unknown"
+    return {
+        "physrnn": physrnn_version,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "h5py": h5py.__version__,
+        "hdf5": h5py.version.hdf5_version,
+        "platform": platform.platform(),
+    }
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Fail early, before any work, if ``path`` cannot be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"output path '{p}' is a directory; give a file name such as '{p / 'ensemble.h5'}'")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write '{p}': directory '{parent}' does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write '{p}': directory '{parent}' is not writable")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"cannot write '{p}': the existing file is read-only")
+    return p
+
+
+def _scale(group: h5py.Group, name: str, data: np.ndarray, label: str, **attrs) -> h5py.Dataset:
+    ds = group.create_dataset(name, data=data)
+    for k, v in attrs.items():
+        ds.attrs[k] = v
+    ds.make_scale(label)
+    return ds
+
+
+class TrajectoryWriter:
+    """Write an ensemble trajectory by trajectory-batch, atomically.
+
+    >>> with TrajectoryWriter(path, system="oscillator", time=t, n_traj=n, state_names=("x", "v"),
+    ...                       state_units=("L", "L/T"), method="exact", drive_names=names) as w:
+    ...     w.write_params(params)
+    ...     w.write(slice(0, 100), states, drive)
+
+    The file appears at ``path`` only when the ``with`` block ends without an exception.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        system: str,
+        time: np.ndarray,
+        n_traj: int,
+        state_names: tuple[str, ...],
+        state_units: tuple[str, ...],
+        method: str,
+        drive_names: tuple[str, ...] = (),
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.path = check_output_path(path)
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._spec = dict(system=system, time=np.asarray(time, dtype=np.float64), n_traj=int(n_traj),
+                          state_names=tuple(state_names), state_units=tuple(state_units), method=method,
+                          drive_names=tuple(drive_names), attrs=dict(attrs or {}))
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> TrajectoryWriter:
+        s = self._spec
+        time, n_traj = s["time"], s["n_traj"]
+        n_steps, n_state, n_drive = time.size, len(s["state_names"]), len(s["drive_names"])
+        f = self._file = h5py.File(self._tmp, "w", track_order=True)
+        try:
+            f.attrs["schema"] = SCHEMA
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["system"] = s["system"]
+            f.attrs["method"] = s["method"]
+            f.attrs["dt"] = _uniform_step(time)
+            f.attrs["n_traj"] = n_traj
+            f.attrs["n_steps"] = n_steps
+            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            f.attrs["software"] = json.dumps(software_versions())
+            for k, v in s["attrs"].items():
+                f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+            t_scale = _scale(f, "time", time, "time", units="T")
+            traj_scale = _scale(f, "trajectory", np.arange(n_traj, dtype=np.int64), "trajectory")
+            comp_scale = _scale(f, "component", np.array(s["state_names"], dtype="S"), "component")
+            chunk_t = min(n_steps, max(1, 2**17 // max(n_state, 1)))
+            self.states = f.create_dataset(
+                "states", shape=(n_traj, n_steps, n_state), dtype="f8",
+                chunks=(1, chunk_t, n_state), **_COMPRESSION)
+            self.states.attrs["components"] = list(s["state_names"])
+            self.states.attrs["units"] = list(s["state_units"])
+            for i, (label, sc) in enumerate((("trajectory", traj_scale), ("time", t_scale),
+                                             ("component", comp_scale))):
+                self.states.dims[i].label = label
+                self.states.dims[i].attach_scale(sc)
+            self.drive = None
+            if n_drive:
+                dcomp = _scale(f, "drive_component", np.array(s["drive_names"], dtype="S"), "drive_component")
+                self.drive = f.create_dataset(
+                    "drive", shape=(n_traj, n_steps, n_drive), dtype="f8",
+                    chunks=(1, min(n_steps, max(1, 2**17 // n_drive)), n_drive), **_COMPRESSION)
+                self.drive.attrs["components"] = list(s["drive_names"])
+                for i, (label, sc) in enumerate((("trajectory", traj_scale), ("time", t_scale),
+                                                 ("drive_component", dcomp))):
+                    self.drive.dims[i].label = label
+                    self.drive.dims[i].attach_scale(sc)
+            self._traj_scale = traj_scale
+            f.create_group("params", track_order=True)
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def write_params(self, params: Mapping[str, np.ndarray]) -> None:
+        """Per-trajectory parameters: each array's first dimension is n_traj."""
+        n_traj = self._spec["n_traj"]
+        group = self._file["params"]
+        for name, value in params.items():
+            value = np.asarray(value)
+            if value.ndim == 0 or value.shape[0] != n_traj:
+                raise ValueError(f"parameter '{name}' has shape {value.shape}; its first dimension must be "
+                                 f"n_traj = {n_traj}")
+            chunks = (min(n_traj, max(1, 2**16 // max(1, int(np.prod(value.shape[1:]))))),) + value.shape[1:]
+            ds = group.create_dataset(name, data=value, chunks=chunks, **_COMPRESSION)
+            ds.dims[0].label = "trajectory"
+            ds.dims[0].attach_scale(self._traj_scale)
+
+    def write(self, index: slice, states: np.ndarray, drive: np.ndarray | None = None) -> None:
+        """Write the trajectories ``index`` (a slice of the ensemble)."""
+        self.states[index] = states
+        if self.drive is not None:
+            if drive is None:
+                raise ValueError("this file has a drive; pass the drive with the states")
+            self.drive[index] = drive
+
+    def _abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            self._file.close()
+            self._file = None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._abort()
+            raise
+
+
+def write_trajectories(path: str | os.PathLike, trajectories: Trajectories) -> Path:
+    """Write an in-memory ensemble to ``path`` atomically; returns the path."""
+    tr = trajectories
+    extra = {k: v for k, v in tr.attrs.items() if k not in ("created", "software")}
+    with TrajectoryWriter(path, system=tr.system, time=tr.time, n_traj=tr.n_traj, state_names=tr.state_names,
+                          state_units=tr.state_units, method=tr.method, drive_names=tr.drive_names,
+                          attrs=extra) as w:
+        w.write_params(tr.params)
+        w.write(slice(None), tr.states, tr.drive)
+    return w.path
+
+
+# ---------------------------------------------------------------------- reading
+_REQUIRED_ATTRS = ("schema", "schema_version", "system", "method", "n_traj", "n_steps")
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise TrajectoryFileError(f"no such trajectory file: '{path}'")
+    if path.is_dir():
+        raise TrajectoryFileError(f"'{path}' is a directory, not a trajectory file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        msg = str(err)
+        if "truncated" in msg:
+            raise TrajectoryFileError(
+                f"'{path}' is truncated ({path.stat().st_size} bytes; the write did not finish or the copy is "
+                "incomplete); regenerate it with `physrnn simulate`") from None
+        raise TrajectoryFileError(
+            f"'{path}' is not a readable HDF5 file ({msg.split('(')[-1].rstrip(')') or msg}); "
+            "give a file written by `physrnn simulate`") from None
+
+
+def _attr(f: h5py.File, name: str) -> Any:
+    value = f.attrs[name]
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def read_trajectories(path: str | os.PathLike) -> Trajectories:
+    """Read and validate a trajectory file.
+
+    Raises
+    ------
+    TrajectoryFileError
+        If the file is missing, not HDF5, truncated, not a physrnn trajectory file, of another schema
+        version, or inconsistent with its own layout; the message says which and what to do.
+    """
+    p = Path(path)
+    with _open(p) as f:
+        if "schema" not in f.attrs:
+            found = ", ".join(sorted(f.keys())[:5]) or "nothing"
+            raise TrajectoryFileError(
+                f"'{p}' is not a physrnn trajectory file: it has no 'schema' attribute (top level holds: {found})")
+        schema = _attr(f, "schema")
+        if schema != SCHEMA:
+            raise TrajectoryFileError(f"'{p}' has schema '{schema}', not '{SCHEMA}'; it is not a trajectory file")
+        version = _attr(f, "schema_version")
+        if version != SCHEMA_VERSION:
+            age = "older" if version < SCHEMA_VERSION else "newer"
+            fix = ("regenerate it with `physrnn simulate` (the config is in its 'config' attribute)"
+                   if age == "older" else "upgrade physrnn to read it")
+            raise TrajectoryFileError(
+                f"'{p}' has schema_version {version}, {age} than the version this physrnn reads "
+                f"({SCHEMA_VERSION}); {fix}")
+        missing = [a for a in _REQUIRED_ATTRS if a not in f.attrs]
+        missing += [d for d in ("time", "states", "params") if d not in f]
+        if missing:
+            raise TrajectoryFileError(f"'{p}' is incomplete: missing {', '.join(missing)}")
+        n_traj, n_steps = _attr(f, "n_traj"), _attr(f, "n_steps")
+        states = f["states"]
+        if states.ndim != 3 or states.shape[:2] != (n_traj, n_steps):
+            raise TrajectoryFileError(
+                f"'{p}': /states has shape {states.shape}, expected ({n_traj}, {n_steps}, n_state)")
+        if f["time"].shape != (n_steps,):
+            raise TrajectoryFileError(f"'{p}': /time has shape {f['time'].shape}, expected ({n_steps},)")
+        drive, drive_names = None, ()
+        if "drive" in f:
+            if f["drive"].shape[:2] != (n_traj, n_steps):
+                raise TrajectoryFileError(
+                    f"'{p}': /drive has shape {f['drive'].shape}, expected ({n_traj}, {n_steps}, n_drive)")
+            drive = f["drive"][()]
+            drive_names = tuple(str(c) for c in f["drive"].attrs["components"])
+        params = {}
+        for name, ds in f["params"].items():
+            if ds.shape[:1] != (n_traj,):
+                raise TrajectoryFileError(
+                    f"'{p}': /params/{name} has shape {ds.shape}; its first dimension must be n_traj = {n_traj}")
+            params[name] = ds[()]
+        attrs = {}
+        for key in f.attrs:
+            if key in ("schema", "schema_version", "system", "method", "n_traj", "n_steps", "dt"):
+                continue
+            value = _attr(f, key)
+            if key in ("config", "software"):
+                value = json.loads(value)
+            attrs[key] = value
+        return Trajectories(
+            system=_attr(f, "system"),
+            time=f["time"][()],
+            states=states[()],
+            params=params,
+            state_names=tuple(str(c) for c in states.attrs["components"]),
+            state_units=tuple(str(c) for c in states.attrs["units"]),
+            method=_attr(f, "method"),
+            drive=drive,
+            drive_names=drive_names,
+            attrs=attrs,
+        )
+

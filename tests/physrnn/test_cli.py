@@ -1,0 +1,161 @@
+"""The `physrnn` command: simulate and inspect, and one-line errors with exit status 2 for bad input."""
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from physrnn.cli import main
+from simulators.trajectory_file import read_trajectories
+
+FLAGS = ["simulate", "--system", "oscillator", "--n-traj", "5", "--dt", "0.1", "--t-end", "2", "--seed", "3",
+         "--quiet"]
+
+
+def test_simulate_from_flags(tmp_path, capsys):
+    out = tmp_path / "osc.h5"
+    assert main(FLAGS + ["--param", "damping=uniform:0,0.5", "--param", "drive_amplitude=0.5",
+                         "--param", "drive_frequency=1.3", "--output", str(out)]) == 0
+    tr = read_trajectories(out)
+    assert tr.states.shape == (5, 21, 2) and tr.drive.shape == (5, 21, 3)
+    assert tr.attrs["config"]["params"]["damping"] == {"uniform": [0.0, 0.5]}
+    assert 0.0 <= tr.params["damping"].min() and tr.params["damping"].max() < 0.5
+
+
+def test_config_file_with_flag_overrides(tmp_path):
+    cfg = tmp_path / "eig.toml"
+    cfg.write_text(textwrap.dedent("""
+        system = "eigen"
+        n_traj = 4
+        seed = 1
+        dt = 0.1
+        n_steps = 11
+        [params]
+        size = 3
+        matrix = [[2.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, 1.0]]
+    """))
+    out = tmp_path / "eig.h5"
+    assert main(["simulate", "--config", str(cfg), "--n-traj", "6", "--quiet", "-o", str(out)]) == 0
+    tr = read_trajectories(out)
+    assert tr.n_traj == 6 and tr.n_state == 3
+    np.testing.assert_allclose(tr.params["eigenvalues"][0], [1.0, 1.0, 3.0], atol=1e-14)
+
+
+def test_same_command_same_data(tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    main(FLAGS + ["-o", str(a)])
+    main(FLAGS + ["-o", str(b)])
+    np.testing.assert_array_equal(read_trajectories(a).states, read_trajectories(b).states)
+
+
+def test_progress_bar_on_stderr(tmp_path, capsys):
+    assert main([f for f in FLAGS if f != "--quiet"] + ["-o", str(tmp_path / "p.h5")]) == 0
+    captured = capsys.readouterr()
+    assert "5/5" in captured.err and "traj" in captured.err
+    assert f"wrote {tmp_path / 'p.h5'}" in captured.out
+
+
+def test_inspect_summarises(tmp_path, capsys):
+    out = tmp_path / "osc.h5"
+    main(FLAGS + ["-o", str(out)])
+    capsys.readouterr()
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "oscillator ensemble, method exact, seed 3" in text and "trajectories 5, steps 21" in text
+
+
+def _bad_toml(tmp_path, body):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    return ["simulate", "--config", str(path)]
+
+
+BAD = [
+    (FLAGS + ["--dt", "0"], r"dt = 0\.0 must be > 0"),
+    (FLAGS + ["--dt", "-0.1"], r"dt = -0\.1 must be > 0"),
+    (FLAGS + ["--param", "damping=nan"], r"damping = nan is not finite"),
+    (FLAGS + ["--param", "damping=-1"], r"damping = -1\.0 is out of range; it must be >= 0"),
+    (FLAGS + ["--param", "natural_frequency=uniform:0,1"], r"natural_frequency = .* it must be > 0"),
+    (FLAGS + ["--param", "damp=0.1"], r"unknown key in \[params\] of an oscillator ensemble: damp"),
+    (FLAGS + ["--param", "damping"], r"--param 'damping' is not NAME=SPEC"),
+    (FLAGS + ["--t-end", "2.05"], r"t_end = 2\.05 is not a whole number of steps"),
+    (FLAGS + ["--n-traj", "0"], r"n_traj must be >= 1, got 0"),
+    (["simulate", "--system", "pendulum"], r"invalid choice: 'pendulum'"),
+    (["simulate", "--n-traj", "many"], r"argument --n-traj: invalid int value: 'many'"),
+    (["simulate", "--dt", "0.1"], r"has no 'system'"),
+    (FLAGS, r"no output file; give --output PATH"),
+    (["simulate", "--config", "/nonexistent/x.toml"], r"config file '/nonexistent/x\.toml' does not exist"),
+    (["simulate", "--system", "eigen", "--n-traj", "2", "--dt", "0.1", "--n-steps", "3",
+      "--param", "matrix=values:1,2"], r"unknown spec|matrix must be"),
+]
+
+
+def run_cli(argv, capsys):
+    """Exit status and stderr of `physrnn ARGV`, whether argparse or our own code rejects the input."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,match", BAD)
+def test_bad_input_one_line_exit_2_no_file(tmp_path, capsys, argv, match):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if argv is not FLAGS:  # FLAGS alone checks the missing --output
+        argv = argv + ["-o", str(out_dir / "out.h5")]
+    code, err = run_cli(argv, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.search(match, err), err
+    assert list(out_dir.iterdir()) == []  # neither the file nor a temporary
+
+
+@pytest.mark.parametrize("body,match", [
+    ('system = "oscillator"\nn_traj = 2\ndt = 0.1\nn_steps = 3\nspeed = 9\n', r"unknown key in the ensemble "
+                                                                            r"config: speed"),
+    ('system = "oscillator"\nn_traj = 2\ndt = "0.1"\nn_steps = 3\n', r"dt must be a number, got '0\.1'"),
+    ('system = "eigen"\nn_traj = 2\ndt = 0.1\nn_steps = 3\n[params]\nmatrix = [[1.0, 2.0], [0.0, 1.0]]\n',
+     r"matrix is not symmetric"),
+    ('system = "oscillator"\nn_traj = \n', r"is not valid TOML"),
+])
+def test_bad_config_files(tmp_path, capsys, body, match):
+    (tmp_path / "cfg").mkdir()
+    code, err = run_cli(_bad_toml(tmp_path / "cfg", body) + ["-o", str(tmp_path / "out.h5")], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and re.search(match, err), err
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"not hdf5 at all", r"is not a readable HDF5 file"),
+    (None, r"no such trajectory file"),
+])
+def test_inspect_bad_files(tmp_path, capsys, content, match):
+    path = tmp_path / "f.h5"
+    if content is not None:
+        path.write_bytes(content)
+    code, err = run_cli(["inspect", str(path)], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and re.search(match, err), err
+
+
+def test_console_script_exit_status_and_no_traceback(tmp_path):
+    # Through a real process: the installed entry point, its exit status, and stderr free of a traceback.
+    out = tmp_path / "sub" / "out.h5"
+    proc = subprocess.run([sys.executable, "-m", "physrnn.cli"] + FLAGS + ["-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"physrnn simulate: error: cannot write '{out}': directory '{out.parent}' "
+                                   "does not exist; create it first")
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_documents_specs():
+    proc = subprocess.run([sys.executable, "-m", "physrnn.cli", "simulate", "--help"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "uniform:LO,HI" in proc.stdout and "--param NAME=SPEC" in proc.stdout

@@ -1,0 +1,144 @@
+"""Ensemble configs: seeded sampling, determinism, validation of every key."""
+
+import numpy as np
+import pytest
+
+from simulators.ensemble import EnsembleConfig, ParamSpec, generate
+
+BASE = {"system": "oscillator", "n_traj": 6, "dt": 0.1, "t_end": 2.0, "seed": 1}
+
+
+def _config(**overrides):
+    raw = {**BASE, **overrides}
+    return EnsembleConfig.from_dict(raw)
+
+
+def test_same_seed_same_arrays_different_seed_different(driven_config):
+    a, b = generate(driven_config), generate(driven_config)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    np.testing.assert_array_equal(a.states, b.states)
+    np.testing.assert_array_equal(a.drive, b.drive)
+    other = generate(EnsembleConfig.from_dict({**driven_config.to_dict(), "seed": 8}))
+    assert not np.array_equal(a.states, other.states)
+    assert not np.array_equal(a.params["damping"], other.params["damping"])
+
+
+def test_adding_a_parameter_does_not_change_the_others():
+    a = generate(_config(params={"x0": {"uniform": [-1, 1]}}))
+    b = generate(_config(params={"x0": {"uniform": [-1, 1]}, "damping": {"uniform": [0, 1]}}))
+    # Each spec has its own stream keyed by seed and name.
+    np.testing.assert_array_equal(a.params["x0"], b.params["x0"])
+    np.testing.assert_array_equal(a.params["v0"], b.params["v0"])
+
+
+def test_batching_does_not_change_the_data(driven_config):
+    whole = generate(driven_config)
+    batched = generate(driven_config, batch_size=5)
+    np.testing.assert_array_equal(whole.states, batched.states)
+    np.testing.assert_array_equal(whole.drive, batched.drive)
+
+
+def test_states_are_the_closed_form_of_the_recorded_params(driven):
+    from simulators import LinearOscillator, solve
+
+    p = driven.params
+    osc = LinearOscillator(damping=p["damping"], natural_frequency=p["natural_frequency"],
+                           drive_amplitude=p["drive_amplitude"], drive_frequency=p["drive_frequency"],
+                           drive_phase=p["drive_phase"])
+    s0 = np.stack([p["x0"], p["v0"]], axis=1)
+    np.testing.assert_array_equal(driven.states, solve(osc, s0, driven.time))
+    # The drive channels are F(t) and the phase (cos, sin) of the single term.
+    np.testing.assert_allclose(driven.drive[..., 0], osc.force(driven.time), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(driven.drive[..., 1] ** 2 + driven.drive[..., 2] ** 2, 1.0, rtol=1e-15)
+
+
+def test_parameter_specs():
+    n = 1000
+    assert ParamSpec.parse("a", 0.5).sample(n, 0, "a").tolist() == [0.5] * n
+    u = ParamSpec.parse("a", {"uniform": [1.0, 2.0]}).sample(n, 0, "a")
+    assert 1.0 <= u.min() and u.max() < 2.0
+    lu = ParamSpec.parse("a", {"loguniform": [1e-3, 1e3]}).sample(n, 0, "a")
+    # A log-uniform draw has about half its values below the geometric mean (1 here): binomial ±5σ.
+    assert abs(np.mean(lu < 1.0) - 0.5) < 5 * 0.5 / np.sqrt(n)
+    c = ParamSpec.parse("a", {"choice": [1.0, 3.0]}).sample(n, 0, "a")
+    assert set(np.unique(c)) == {1.0, 3.0}
+    np.testing.assert_array_equal(ParamSpec.parse("a", {"values": [1, 2, 3]}).sample(3, 0, "a"), [1, 2, 3])
+    np.testing.assert_array_equal(ParamSpec.parse("a", {"linspace": [0, 1]}).sample(5, 0, "a"),
+                                  [0, 0.25, 0.5, 0.75, 1])
+
+
+def test_multi_term_drive_and_config_round_trip():
+    cfg = _config(params={"drive_amplitude": [0.5, 0.1], "drive_frequency": [1.3, {"uniform": [2.0, 3.0]}]})
+    tr = generate(cfg)
+    assert tr.params["drive_amplitude"].shape == (6, 2)
+    assert tr.drive_names == ("force", "cos_phase_0", "sin_phase_0", "cos_phase_1", "sin_phase_1")
+    assert EnsembleConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_eigen_shared_and_per_trajectory_matrices(eigen):
+    assert eigen.params["matrix"].shape == (8, 5, 5)
+    assert not np.array_equal(eigen.params["matrix"][0], eigen.params["matrix"][1])
+    np.testing.assert_allclose(eigen.params["eigenvalues"], np.linalg.eigvalsh(eigen.params["matrix"]), atol=0)
+    shared = generate(EnsembleConfig.from_dict({"system": "eigen", "n_traj": 3, "dt": 0.1, "n_steps": 3,
+                                                "params": {"size": 4, "shared_matrix": True}}))
+    np.testing.assert_array_equal(shared.params["matrix"][0], shared.params["matrix"][2])
+
+
+def test_auto_horizon_from_spectral_gap():
+    from simulators import convergence_time
+
+    cfg = EnsembleConfig.from_dict({"system": "eigen", "n_traj": 4, "dt": 0.5, "t_end": "auto", "seed": 2,
+                                    "params": {"size": 4, "shared_matrix": False}})
+    tr = generate(cfg)
+    needed = convergence_time(tr.params["matrix"], initial_norm=tr.params["initial_norm"]).max()
+    assert needed <= tr.time[-1] < needed + cfg.dt
+
+
+@pytest.mark.parametrize(
+    "raw,error,match",
+    [
+        ({**BASE, "colour": "red"}, ValueError, r"unknown key in the ensemble config: colour; allowed: system"),
+        ({k: v for k, v in BASE.items() if k != "system"}, ValueError, r"has no 'system'"),
+        ({**BASE, "system": "pendulum"}, ValueError, r"unknown system 'pendulum'; choose one of oscillator, eigen"),
+        ({**BASE, "dt": 0.0}, ValueError, r"dt = 0\.0 must be > 0"),
+        ({**BASE, "dt": -0.1}, ValueError, r"dt = -0\.1 must be > 0"),
+        ({**BASE, "dt": float("nan")}, ValueError, r"dt = nan is not finite"),
+        ({**BASE, "dt": "fast"}, TypeError, r"dt must be a number, got 'fast'"),
+        ({**BASE, "n_traj": 0}, ValueError, r"n_traj must be >= 1, got 0"),
+        ({**BASE, "n_traj": 2.5}, TypeError, r"n_traj must be an integer, got 2\.5"),
+        ({**BASE, "t_end": 2.05}, ValueError, r"t_end = 2\.05 is not a whole number of steps dt = 0\.1"),
+        ({**BASE, "n_steps": 5}, ValueError, r"give exactly one of n_steps and t_end"),
+        ({**BASE, "t_end": "auto"}, ValueError, r"t_end = \"auto\" is for the eigen flow"),
+        ({**BASE, "method": "magic"}, ValueError, r"unknown method 'magic'"),
+        ({**BASE, "params": {"dampin": 0.1}}, ValueError, r"unknown key in \[params\] of an oscillator ensemble: "
+                                                          r"dampin"),
+        ({**BASE, "params": {"damping": -0.1}}, ValueError, r"damping = -0\.1 is out of range; it must be >= 0"),
+        ({**BASE, "params": {"damping": {"uniform": [-1, 1]}}}, ValueError, r"reaches -1\.0; it must be >= 0"),
+        ({**BASE, "params": {"natural_frequency": 0}}, ValueError, r"natural_frequency = 0\.0 is out of range; "
+                                                                   r"it must be > 0"),
+        ({**BASE, "params": {"damping": {"uniform": [1.0]}}}, ValueError, r"damping\.uniform must be \[low, high\]"),
+        ({**BASE, "params": {"damping": {"uniform": [2, 1]}}}, ValueError, r"has high < low"),
+        ({**BASE, "params": {"damping": {"gauss": [0, 1]}}}, ValueError, r"damping: unknown spec 'gauss'"),
+        ({**BASE, "params": {"damping": "0.1"}}, TypeError, r"damping must be a number or a one-key table"),
+        ({**BASE, "params": {"damping": float("inf")}}, ValueError, r"damping = inf is not finite"),
+        ({**BASE, "params": {"drive_amplitude": [1, 2], "drive_frequency": [1, 2, 3]}}, ValueError,
+         r"must each give one spec or the same number of drive terms"),
+        ({**BASE, "params": {"x0": {"values": [1, 2]}}}, ValueError,
+         r"x0\.values has 2 entries but n_traj = 6"),
+        ({**BASE, "system": "eigen", "params": {"size": 0}}, ValueError, r"size must be a positive integer, got 0"),
+        ({**BASE, "system": "eigen", "params": {"matrix": [[1, 2], [3, 4]]}}, ValueError,
+         r"matrix is not symmetric"),
+        ({**BASE, "system": "eigen", "params": {"matrix": [[1, 2, 3], [2, 1, 0]]}}, ValueError,
+         r"matrix must be square"),
+        ({**BASE, "system": "eigen", "params": {"size": 3, "matrix": [[1, 0], [0, 1]]}}, ValueError,
+         r"matrix is 2 x 2 but size = 3"),
+        ({**BASE, "system": "eigen", "params": {"matrix": "identity"}}, ValueError,
+         r"matrix must be \"random\" or a list of rows"),
+        ({**BASE, "system": "eigen", "params": {"damping": 0.1}}, ValueError,
+         r"unknown key in \[params\] of an eigen ensemble: damping"),
+    ],
+)
+def test_bad_configs_are_rejected_naming_the_key(raw, error, match):
+    with pytest.raises(error, match=match):
+        generate(EnsembleConfig.from_dict(raw))

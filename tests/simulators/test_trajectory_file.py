@@ -1,0 +1,143 @@
+"""Trajectory files: bit-exact round trip, layout, atomic writes, and clear errors for bad files."""
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from simulators.trajectory_file import (SCHEMA, SCHEMA_VERSION, TrajectoryFileError, TrajectoryWriter,
+                                        read_trajectories, write_trajectories)
+
+
+@pytest.fixture(params=["driven", "eigen"])
+def ensemble(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def written(tmp_path, driven):
+    return write_trajectories(tmp_path / "driven.h5", driven)
+
+
+def test_round_trip_is_bit_exact(tmp_path, ensemble):
+    back = read_trajectories(write_trajectories(tmp_path / "ens.h5", ensemble))
+    np.testing.assert_array_equal(back.time, ensemble.time)
+    np.testing.assert_array_equal(back.states, ensemble.states)
+    if ensemble.drive is None:
+        assert back.drive is None
+    else:
+        np.testing.assert_array_equal(back.drive, ensemble.drive)
+    assert back.params.keys() == ensemble.params.keys()
+    for name in ensemble.params:
+        np.testing.assert_array_equal(back.params[name], ensemble.params[name])
+        assert back.params[name].dtype == ensemble.params[name].dtype
+    for field in ("system", "method", "state_names", "state_units", "drive_names"):
+        assert getattr(back, field) == getattr(ensemble, field)
+    assert back.attrs["config"] == ensemble.attrs["config"]
+    assert back.attrs["seed"] == ensemble.attrs["seed"]
+    assert back.dt == pytest.approx(ensemble.dt, rel=1e-15)
+
+
+def test_layout_is_self_describing(written, driven):
+    with h5py.File(written) as f:
+        assert f.attrs["schema"] == SCHEMA and f.attrs["schema_version"] == SCHEMA_VERSION
+        assert f.attrs["system"] == "oscillator" and f.attrs["method"] == "exact"
+        assert f.attrs["dt"] == pytest.approx(0.05)
+        assert json.loads(f.attrs["config"])["seed"] == 7
+        assert {"numpy", "scipy", "h5py", "python", "physrnn"} <= json.loads(f.attrs["software"]).keys()
+        states = f["states"]
+        assert states.shape == driven.states.shape and states.dtype == np.float64
+        assert states.chunks is not None and states.compression == "gzip" and states.shuffle
+        assert [d.label for d in states.dims] == ["trajectory", "time", "component"]
+        np.testing.assert_array_equal(states.dims[1][0][()], driven.time)  # the time scale is attached
+        assert [c.decode() for c in states.dims[2][0][()]] == ["x", "v"]
+        assert list(states.attrs["units"]) == ["L", "L/T"]
+        assert [d.label for d in f["drive"].dims] == ["trajectory", "time", "drive_component"]
+        assert f["params/damping"].dims[0].label == "trajectory"
+        assert set(f["params"]) == {"damping", "natural_frequency", "drive_amplitude", "drive_frequency",
+                                    "drive_phase", "x0", "v0"}
+
+
+def test_failed_write_leaves_no_file(tmp_path, driven):
+    target = tmp_path / "out.h5"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        with TrajectoryWriter(target, system="oscillator", time=driven.time, n_traj=driven.n_traj,
+                              state_names=("x", "v"), state_units=("L", "L/T"), method="exact") as w:
+            w.write(slice(0, 2), driven.states[:2])
+            raise RuntimeError("disk on fire")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_write_leaves_no_file_and_keeps_the_old_one(tmp_path, driven, written):
+    before = written.read_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        with TrajectoryWriter(written, system="oscillator", time=driven.time, n_traj=1, state_names=("x", "v"),
+                              state_units=("L", "L/T"), method="exact"):
+            raise KeyboardInterrupt
+    assert written.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [written.name]
+
+
+def test_params_must_have_one_entry_per_trajectory(tmp_path, driven):
+    with pytest.raises(ValueError, match=r"parameter 'damping' has shape \(3,\); its first dimension must be "
+                                         r"n_traj = 12"):
+        with TrajectoryWriter(tmp_path / "x.h5", system="oscillator", time=driven.time, n_traj=12,
+                              state_names=("x", "v"), state_units=("L", "L/T"), method="exact") as w:
+            w.write_params({"damping": np.zeros(3)})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "make_path,match",
+    [
+        (lambda d: d / "missing" / "out.h5", r"directory '.*missing' does not exist; create it first"),
+        (lambda d: d, r"is a directory; give a file name"),
+    ],
+)
+def test_unwritable_output_path(tmp_path, driven, make_path, match):
+    with pytest.raises(ValueError, match=match):
+        write_trajectories(make_path(tmp_path), driven)
+
+
+def _edit(path, fn):
+    with h5py.File(path, "r+") as f:
+        fn(f)
+    return path
+
+
+@pytest.mark.parametrize(
+    "corrupt,match",
+    [
+        (lambda p: p.with_name("nope.h5"), r"no such trajectory file: '.*nope\.h5'"),
+        (lambda p: (p.write_text("x,v\n0.1,0.2\n"), p)[1], r"is not a readable HDF5 file"),
+        (lambda p: (p.write_bytes(p.read_bytes()[: os.path.getsize(p) // 2]), p)[1],
+         r"is truncated \(\d+ bytes; the write did not finish or the copy is incomplete\)"),
+        (lambda p: _edit(p, lambda f: f.attrs.__delitem__("schema")),
+         r"is not a physrnn trajectory file: it has no 'schema' attribute"),
+        (lambda p: _edit(p, lambda f: f.attrs.__setitem__("schema", "netcdf.climate")),
+         r"has schema 'netcdf.climate', not 'physrnn.trajectories'"),
+        (lambda p: _edit(p, lambda f: f.attrs.__setitem__("schema_version", 0)),
+         r"has schema_version 0, older than the version this physrnn reads \(1\); regenerate it"),
+        (lambda p: _edit(p, lambda f: f.attrs.__setitem__("schema_version", 99)),
+         r"has schema_version 99, newer than .* upgrade physrnn"),
+        (lambda p: _edit(p, lambda f: f.__delitem__("states")), r"is incomplete: missing states"),
+        (lambda p: _edit(p, lambda f: f.attrs.__setitem__("n_steps", 5)),
+         r"/states has shape \(12, 201, 2\), expected \(12, 5, n_state\)"),
+        (lambda p: _edit(p, lambda f: (f["params"].__delitem__("damping"),
+                                       f["params"].create_dataset("damping", data=np.zeros(3)))),
+         r"/params/damping has shape \(3,\); its first dimension must be n_traj = 12"),
+    ],
+)
+def test_bad_files_are_named_and_explained(written, corrupt, match):
+    with pytest.raises(TrajectoryFileError, match=match):
+        read_trajectories(corrupt(written))
+
+
+def test_foreign_hdf5_file(tmp_path):
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:
+        f["temperature"] = np.arange(3.0)
+    with pytest.raises(TrajectoryFileError, match=r"no 'schema' attribute \(top level holds: temperature\)"):
+        read_trajectories(path)
