@@ -20,7 +20,7 @@ def test_simulate_from_flags(tmp_path, capsys):
     assert main(FLAGS + ["--param", "damping=uniform:0,0.5", "--param", "drive_amplitude=0.5",
                          "--param", "drive_frequency=1.3", "--output", str(out)]) == 0
     tr = read_trajectories(out)
-    assert tr.states.shape == (5, 21, 2) and tr.drive.shape == (5, 21, 3)
+    assert tr.states.shape == (5, 21, 2) and tr.drive.shape == (5, 21, 1)
     assert tr.attrs["config"]["params"]["damping"] == {"uniform": [0.0, 0.5]}
     assert 0.0 <= tr.params["damping"].min() and tr.params["damping"].max() < 0.5
 

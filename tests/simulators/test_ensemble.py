@@ -48,9 +48,9 @@ def test_states_are_the_closed_form_of_the_recorded_params(driven):
                            drive_phase=p["drive_phase"])
     s0 = np.stack([p["x0"], p["v0"]], axis=1)
     np.testing.assert_array_equal(driven.states, solve(osc, s0, driven.time))
-    # The drive channels are F(t) and the phase (cos, sin) of the single term.
-    np.testing.assert_allclose(driven.drive[..., 0], osc.force(driven.time), rtol=0, atol=1e-15)
-    np.testing.assert_allclose(driven.drive[..., 1] ** 2 + driven.drive[..., 2] ** 2, 1.0, rtol=1e-15)
+    # The drive is the known input F(t) = F cos(Ωt + φ).
+    expected = p["drive_amplitude"] * np.cos(p["drive_frequency"] * driven.time + p["drive_phase"])
+    np.testing.assert_allclose(driven.drive[..., 0], expected, rtol=0, atol=1e-15)
 
 
 def test_parameter_specs():
@@ -72,7 +72,12 @@ def test_multi_term_drive_and_config_round_trip():
     cfg = _config(params={"drive_amplitude": [0.5, 0.1], "drive_frequency": [1.3, {"uniform": [2.0, 3.0]}]})
     tr = generate(cfg)
     assert tr.params["drive_amplitude"].shape == (6, 2)
-    assert tr.drive_names == ("force", "cos_phase_0", "sin_phase_0", "cos_phase_1", "sin_phase_1")
+    assert tr.drive_names == ("force",) and tr.drive.shape == (6, 21, 1)
+    # The force is the sum of both terms.
+    t = tr.time
+    expected = (0.5 * np.cos(1.3 * t)[None, :]
+                + 0.1 * np.cos(tr.params["drive_frequency"][:, 1:] * t[None, :]))
+    np.testing.assert_allclose(tr.drive[..., 0], expected, rtol=0, atol=1e-15)
     assert EnsembleConfig.from_dict(cfg.to_dict()) == cfg
 
 
