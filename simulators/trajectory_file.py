@@ -180,7 +180,7 @@ class TrajectoryWriter:
     def __enter__(self) -> TrajectoryWriter:
         s = self._spec
         time, n_traj = s["time"], s["n_traj"]
-        n_steps, n_state, n_drive = time.size, len(s["state_names"]), len(s["drive_names"])
+        n_steps, n_drive = time.size, len(s["drive_names"])
         f = self._file = h5py.File(self._tmp, "w", track_order=True)
         try:
             f.attrs["schema"] = SCHEMA
@@ -196,28 +196,22 @@ class TrajectoryWriter:
                 f.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
             t_scale = _scale(f, "time", time, "time", units="T")
             traj_scale = _scale(f, "trajectory", np.arange(n_traj, dtype=np.int64), "trajectory")
-            comp_scale = _scale(f, "component", np.array(s["state_names"], dtype="S"), "component")
-            chunk_t = min(n_steps, max(1, 2**17 // max(n_state, 1)))
-            self.states = f.create_dataset(
-                "states", shape=(n_traj, n_steps, n_state), dtype="f8",
-                chunks=(1, chunk_t, n_state), **_COMPRESSION)
-            self.states.attrs["components"] = list(s["state_names"])
+
+            def series(name: str, names: tuple[str, ...], component: str) -> h5py.Dataset:
+                """A (trajectory, time, component) dataset, one trajectory per chunk, dims labelled and scaled."""
+                width = len(names)
+                ds = f.create_dataset(name, shape=(n_traj, n_steps, width), dtype="f8",
+                                      chunks=(1, min(n_steps, max(1, 2**17 // width)), width), **_COMPRESSION)
+                ds.attrs["components"] = list(names)
+                comp_scale = _scale(f, component, np.array(names, dtype="S"), component)
+                for i, sc in enumerate((traj_scale, t_scale, comp_scale)):
+                    ds.dims[i].label = sc.name.lstrip("/")
+                    ds.dims[i].attach_scale(sc)
+                return ds
+
+            self.states = series("states", s["state_names"], "component")
             self.states.attrs["units"] = list(s["state_units"])
-            for i, (label, sc) in enumerate((("trajectory", traj_scale), ("time", t_scale),
-                                             ("component", comp_scale))):
-                self.states.dims[i].label = label
-                self.states.dims[i].attach_scale(sc)
-            self.drive = None
-            if n_drive:
-                dcomp = _scale(f, "drive_component", np.array(s["drive_names"], dtype="S"), "drive_component")
-                self.drive = f.create_dataset(
-                    "drive", shape=(n_traj, n_steps, n_drive), dtype="f8",
-                    chunks=(1, min(n_steps, max(1, 2**17 // n_drive)), n_drive), **_COMPRESSION)
-                self.drive.attrs["components"] = list(s["drive_names"])
-                for i, (label, sc) in enumerate((("trajectory", traj_scale), ("time", t_scale),
-                                                 ("drive_component", dcomp))):
-                    self.drive.dims[i].label = label
-                    self.drive.dims[i].attach_scale(sc)
+            self.drive = series("drive", s["drive_names"], "drive_component") if n_drive else None
             self._traj_scale = traj_scale
             f.create_group("params", track_order=True)
         except BaseException:

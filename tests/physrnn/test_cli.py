@@ -83,6 +83,7 @@ BAD = [
     (FLAGS + ["--param", "damping"], r"--param 'damping' is not NAME=SPEC"),
     (FLAGS + ["--t-end", "2.05"], r"t_end = 2\.05 is not a whole number of steps"),
     (FLAGS + ["--n-traj", "0"], r"n_traj must be >= 1, got 0"),
+    (FLAGS + ["--param", "x0=values:0.1,0.2"], r"x0\.values has 2 entries but n_traj = 5"),
     (["simulate", "--system", "pendulum"], r"invalid choice: 'pendulum'"),
     (["simulate", "--n-traj", "many"], r"argument --n-traj: invalid int value: 'many'"),
     (["simulate", "--dt", "0.1"], r"has no 'system'"),
@@ -131,14 +132,28 @@ def test_bad_config_files(tmp_path, capsys, body, match):
     assert not (tmp_path / "out.h5").exists()
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"not hdf5 at all", r"is not a readable HDF5 file"),
-    (None, r"no such trajectory file"),
+def _truncated(path):
+    main(FLAGS + ["-o", str(path)])
+    path.write_bytes(path.read_bytes()[:3000])
+
+
+def _foreign(path):
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f["temperature"] = [1.0, 2.0]
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: p.write_bytes(b"not hdf5 at all"), r"is not a readable HDF5 file"),
+    (lambda p: None, r"no such trajectory file"),
+    (_truncated, r"is truncated"),
+    (_foreign, r"is not a physrnn trajectory file"),
 ])
-def test_inspect_bad_files(tmp_path, capsys, content, match):
+def test_inspect_bad_files(tmp_path, capsys, make, match):
     path = tmp_path / "f.h5"
-    if content is not None:
-        path.write_bytes(content)
+    make(path)
+    capsys.readouterr()
     code, err = run_cli(["inspect", str(path)], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and re.search(match, err), err
