@@ -8,3 +8,6 @@ try:
     __version__ = version("physrnn")
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
+
+#: Every model type, by name (defined here so that the command line can list them without importing TensorFlow).
+MODEL_TYPES = ("simplernn", "gru", "lstm", "esn", "linear", "persistence", "euler", "rk4")

@@ -162,6 +162,91 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in pairs or []:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set {text!r} is not NAME=VALUE (for example units=32)")
+        out[name.strip()] = _scalar(value)
+    return out
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--split {text!r} is not three comma-separated fractions, e.g. 0.7,0.15,0.15") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import FeatureSpec, build_step_data, split_by_trajectory
+    from .models import build_model
+
+    tr = read_trajectories(args.data)
+    params = tuple(p for p in (args.parameters or "").split(",") if p)
+    spec = FeatureSpec(system=tr.system, observation=args.observation, drive=args.drive, parameters=params)
+    model = build_model(args.model, **_settings(args.set))
+    if args.output is None:
+        raise ValueError("no output file; give --output PATH ending in .keras")
+    from simulators.trajectory_file import check_output_path
+
+    check_output_path(args.output)
+    data = build_step_data(tr, spec)
+    train_idx, val_idx, test_idx = split_by_trajectory(tr.n_traj, _fractions(args.split), seed=args.split_seed)
+    fit_kwargs = {}
+    if hasattr(model.config, "epochs"):
+        fit_kwargs = {"verbose": 0 if args.quiet else 2, "checkpoint_dir": args.checkpoint_dir}
+    model.fit(data.take(train_idx), data.take(val_idx), **fit_kwargs)
+    model.provenance_ = {"data_file": str(Path(args.data).resolve()), "split_seed": args.split_seed,
+                         "split": {"train": train_idx.tolist(), "validation": val_idx.tolist(),
+                                   "test": test_idx.tolist()}}
+    path = model.save(args.output)
+    if not args.quiet:
+        losses = {k: f"{v[-1]:.3g}" for k, v in model.history_.items() if k != "learning_rate"}
+        print(f"trained {args.model} on {len(train_idx)} trajectories in {model.fit_seconds_:.1f} s {losses}; "
+              f"wrote {path}")
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from simulators.trajectory_file import Trajectories, check_output_path, write_trajectories
+
+    from .data import build_step_data
+    from .models import load_model
+
+    check_output_path(args.output)
+    model = load_model(args.model)
+    tr = read_trajectories(args.data)
+    data = build_step_data(tr, model.spec_)
+    provenance = getattr(model, "provenance_", {}) or {}
+    same_file = provenance.get("data_file") == str(Path(args.data).resolve())
+    select = args.select or ("test" if same_file else "all")
+    if select != "all":
+        if not same_file:
+            raise ValueError(f"--select {select} names the model's own split, but '{args.data}' is not the file it "
+                             "was trained on; use --select all")
+        index = np.asarray(provenance["split"][select], dtype=int)
+        data = data.take(index)
+    else:
+        index = np.arange(tr.n_traj)
+    result = model.rollout(data, context=args.context, n_steps=args.n_steps)
+    params = {k: v[index] for k, v in tr.params.items()}
+    params.update(diverged=result.diverged, diverged_at=result.diverged_at, source_trajectory=index)
+    out = Trajectories(system=tr.system, time=result.time, states=result.observed, params=params,
+                       state_names=data.state_names,
+                       state_units=tuple(tr.state_units[: len(data.state_names)]),
+                       method=f"rollout:{model.kind}",
+                       attrs={"seed": tr.attrs.get("seed", 0), "config": tr.attrs.get("config", {}),
+                              "model_file": str(Path(args.model).resolve()), "truth_file": str(Path(args.data)),
+                              "context": result.context, "selection": select})
+    path = write_trajectories(args.output, out)
+    if not args.quiet:
+        print(f"rolled out {len(index)} trajectories x {len(result.time)} steps ({select}) in {result.seconds:.2f} s, "
+              f"{int(result.diverged.sum())} diverged; wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="physrnn", description="Exact physics, learned time-step updates, honest comparisons.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -188,6 +273,55 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sim.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     sim.set_defaults(func=cmd_simulate)
+
+    from . import MODEL_TYPES as model_types
+
+    tra = sub.add_parser(
+        "train", help="fit a model of the Euler-style update on a trajectory file",
+        description="Split the file's trajectories (train / validation / test, from a seed), fit the model on "
+                    "the training part (early stopping on validation), and save it as a .keras file that "
+                    "also records the features, dt, the split and the training history.",
+        epilog="model settings (--set NAME=VALUE, repeatable):\n"
+               "  simplernn/gru/lstm: units layers window epochs batch_size learning_rate schedule clipnorm\n"
+               "                      patience rollout_steps precision seed\n"
+               "  esn:                units spectral_radius leak_rate input_scaling connectivity bias ridge\n"
+               "                      washout input_to_readout precision seed\n"
+               "  linear:             window ridge\n"
+               "  persistence/euler/rk4: none\n\n"
+               "example:\n  physrnn train --data data/driven.h5 --model gru --set units=32 --set window=2 "
+               "--output data/gru.keras",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tra.add_argument("--data", required=True, metavar="FILE", help="trajectory file to learn from")
+    tra.add_argument("--model", required=True, choices=model_types)
+    tra.add_argument("--set", action="append", metavar="NAME=VALUE", help="a model setting (repeatable)")
+    tra.add_argument("--observation", default="full", choices=("full", "position"),
+                     help="observe the whole state, or the position only (default full)")
+    tra.add_argument("--drive", default="phase", choices=("phase", "force", "none"),
+                     help="known-drive features: cos/sin of the drive phase, F(t), or none (default phase)")
+    tra.add_argument("--parameters", metavar="NAMES", help="comma-separated physical parameters given as inputs")
+    tra.add_argument("--split", default="0.7,0.15,0.15", help="train,validation,test fractions of trajectories")
+    tra.add_argument("--split-seed", type=int, default=0, help="seed of the split")
+    tra.add_argument("--checkpoint-dir", metavar="DIR", help="resume a killed training from its last epoch")
+    tra.add_argument("--output", "-o", metavar="PATH", help="the .keras model file to write")
+    tra.add_argument("--quiet", "-q", action="store_true", help="no training progress")
+    tra.set_defaults(func=cmd_train)
+
+    rol = sub.add_parser(
+        "rollout", help="roll a trained model out closed-loop and write the result as a trajectory file",
+        description="Start each trajectory from its first true states (the context) and let the model run on "
+                    "its own predictions with the known drive. The output uses the trajectory-file schema "
+                    "(method rollout:KIND), with per-trajectory 'diverged' flags in /params.")
+    rol.add_argument("--model", required=True, metavar="FILE", help="a .keras file written by physrnn train")
+    rol.add_argument("--data", required=True, metavar="FILE", help="trajectory file with the true states")
+    rol.add_argument("--select", choices=("test", "validation", "train", "all"),
+                     help="which trajectories (default: the model's test split if --data is its training file, "
+                          "else all)")
+    rol.add_argument("--context", type=int, help="true states given before closing the loop (default: the "
+                                                  "model's minimum)")
+    rol.add_argument("--n-steps", type=int, help="rollout length including the context (default: all)")
+    rol.add_argument("--output", "-o", required=True, metavar="PATH", help="the HDF5 file to write")
+    rol.add_argument("--quiet", "-q", action="store_true")
+    rol.set_defaults(func=cmd_rollout)
 
     ins = sub.add_parser("inspect", help="validate trajectory files and summarise what they hold",
                          description="Read each file through the validating reader and print a summary.")

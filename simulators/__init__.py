@@ -7,7 +7,7 @@
 
 from .eigen import (EigenFlow, FlowEigenpairs, convergence_time, flow_eigenpairs, random_symmetric,
                     rayleigh_quotient)
-from .ensemble import EnsembleConfig, generate, simulate_to_file
+from .ensemble import EnsembleConfig, generate, simulate_to_file, system_from_params
 from .integrate import METHODS, solve
 from .oscillator import LinearOscillator, steady_state_response
 from .trajectory_file import (SCHEMA, SCHEMA_VERSION, Trajectories, TrajectoryFileError, read_trajectories,
@@ -17,5 +17,5 @@ __all__ = [
     "METHODS", "SCHEMA", "SCHEMA_VERSION", "EigenFlow", "EnsembleConfig", "FlowEigenpairs", "LinearOscillator",
     "Trajectories", "TrajectoryFileError", "convergence_time", "flow_eigenpairs", "generate",
     "random_symmetric", "rayleigh_quotient", "read_trajectories", "simulate_to_file", "solve",
-    "steady_state_response", "write_trajectories",
+    "steady_state_response", "system_from_params", "write_trajectories",
 ]

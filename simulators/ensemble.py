@@ -33,7 +33,7 @@ from .integrate import METHODS, solve
 from .oscillator import LinearOscillator
 from .trajectory_file import Trajectories, TrajectoryWriter, check_output_path
 
-__all__ = ["EnsembleConfig", "EigenParams", "OscillatorParams", "ParamSpec", "SYSTEMS", "generate",
+__all__ = ["EnsembleConfig", "EigenParams", "OscillatorParams", "ParamSpec", "SYSTEMS", "generate", "system_from_params",
            "simulate_to_file"]
 
 SYSTEMS = ("oscillator", "eigen")
@@ -441,3 +441,13 @@ def simulate_to_file(config: EnsembleConfig, path, *, progress: ProgressCallback
             if progress:
                 progress(index.stop - index.start)
     return writer.path
+
+
+def system_from_params(system: str, params: Mapping[str, np.ndarray]) -> LinearOscillator | EigenFlow:
+    """Rebuild the system (one parameter set per trajectory) from a trajectory file's ``/params``."""
+    if system == "oscillator":
+        return LinearOscillator(**{k: params[k] for k in ("damping", "natural_frequency", "drive_amplitude",
+                                                          "drive_frequency", "drive_phase")})
+    if system == "eigen":
+        return EigenFlow(matrix=params["matrix"])
+    raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
