@@ -27,8 +27,15 @@ data/%.h5: studies/data/%.toml $(STAMP)
 demo: data
 	@for f in $(DATASETS); do $(BIN)/physrnn inspect $$f; echo; done
 
-bench: $(STAMP)
+# The benchmarks also need reservoirpy (benchmark-only: the reference our echo-state network is compared with).
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_learning.py
 
 clean:
 	rm -rf $(VENV) data/*.h5 .pytest_cache bench-results

@@ -117,6 +117,10 @@ class RecurrentConfig:
         Early stopping on the validation loss, restoring the best weights.
     rollout_steps : int
         1: one-step teacher forcing; K > 1: the loss is averaged over K steps of the model's own rollout.
+    refine_steps : int
+        After Adam, this many iterations of full-batch L-BFGS (SciPy) on the same loss, kept only if the
+        validation loss improves. Adam's gradient noise leaves a floor on the loss that a quasi-Newton
+        polish removes cheaply on these small networks (0: none).
     precision : {"float32", "float64"}
     seed : int
     """
@@ -132,6 +136,7 @@ class RecurrentConfig:
     clipnorm: float = 1.0
     patience: int = 20
     rollout_steps: int = 1
+    refine_steps: int = 0
     precision: str = "float32"
     seed: int = 0
 
@@ -141,6 +146,7 @@ class RecurrentConfig:
         for name in ("units", "layers", "window", "epochs", "batch_size", "patience", "rollout_steps"):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
+        _check_int("refine_steps", self.refine_steps, 0)
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("clipnorm", self.clipnorm, allow_zero=True)
         if self.schedule not in ("cosine", "plateau"):
@@ -603,6 +609,49 @@ class _StepTrainer(keras.Model):
         return [self.loss_tracker]
 
 
+def _refine(trainer: _StepTrainer, train, val, steps: int, dtype: str) -> dict[str, list[float]]:
+    """Full-batch L-BFGS on the trainer's loss; keeps the result only if the validation loss improves."""
+    from scipy.optimize import minimize
+
+    variables = trainer.network.trainable_variables
+    shapes = [tuple(v.shape) for v in variables]
+    sizes = [int(np.prod(s)) for s in shapes]
+    x, y = (tf.constant(a, dtype) for a in train)
+
+    @tf.function(jit_compile=True)  # XLA: several times faster per full-batch evaluation on the CPU
+    def loss_and_grads(x, y):
+        with tf.GradientTape() as tape:
+            loss = trainer._loss(x, y, training=False)
+        return loss, tape.gradient(loss, variables)
+
+    def assign(flat: np.ndarray) -> None:
+        for v, part, shape in zip(variables, np.split(flat, np.cumsum(sizes)[:-1]), shapes):
+            v.assign(part.reshape(shape).astype(dtype))
+
+    def fun(flat):
+        assign(flat)
+        loss, grads = loss_and_grads(x, y)
+        # Relative to the starting loss: L-BFGS-B measures progress against max(|f|, 1), which would call a
+        # loss of 1e-6 converged at once.
+        return float(loss) / scale, np.concatenate([np.asarray(g, np.float64).ravel() for g in grads]) / scale
+
+    def val_loss() -> float:
+        data = val if val is not None else train
+        return float(trainer._loss(tf.constant(data[0], dtype), tf.constant(data[1], dtype), training=False))
+
+    start = np.concatenate([np.asarray(v, np.float64).ravel() for v in variables])
+    before = val_loss()
+    scale = max(float(loss_and_grads(x, y)[0]), np.finfo(float).tiny)
+    result = minimize(fun, start, jac=True, method="L-BFGS-B",
+                      options={"maxiter": steps, "maxcor": 50, "ftol": 1e-15, "gtol": 1e-12})
+    assign(result.x)
+    after = val_loss()
+    if not after < before:
+        assign(start)
+    return {"refine_loss": [float(result.fun) * scale], "refine_val_loss": [before, after],
+            "refine_iterations": [int(result.nit)]}
+
+
 _CELLS = {"simplernn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 
 
@@ -664,6 +713,8 @@ class RecurrentStepModel(StepModel):
                               epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
                               callbacks=cbs)
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        if cfg.refine_steps:
+            self.history_.update(_refine(trainer, (x, y), val, cfg.refine_steps, cfg.precision))
 
     def _network(self):
         return self.network_
@@ -817,14 +868,22 @@ def _esn_loop(scale, cell, readout, unscale, input_to_readout, warm, obs, known,
 def ridge_readout(features: np.ndarray, targets: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
     """Readout ``targets ≈ features · W + b`` minimising ``‖·‖² + ridge ‖W‖²`` (the intercept unpenalised).
 
-    Solved on centred features through an SVD (numerically safer than the normal equations when the
-    ridge is tiny); returns (W of shape (n_features, n_out), b of shape (n_out,)).
+    Solved on centred features as the least-squares problem ``[X; √ridge I] W ≈ [T; 0]`` by a QR
+    factorisation: as stable as an SVD (no squared condition number, unlike the normal equations) and
+    several times faster. ``ridge = 0`` takes the minimum-norm solution through an SVD (NumPy's lstsq),
+    which also copes with rank-deficient features. Returns (W of shape (n_features, n_out), b of shape
+    (n_out,)).
     """
+    from scipy.linalg import qr, solve_triangular
+
     mean_f, mean_t = features.mean(axis=0), targets.mean(axis=0)
     fc, tc = features - mean_f, targets - mean_t
-    u, s, vt = np.linalg.svd(fc, full_matrices=False)
-    filt = s / (s**2 + ridge) if ridge > 0 else np.where(s > s[0] * 1e-14, 1.0 / np.where(s > 0, s, 1.0), 0.0)
-    kernel = vt.T @ (filt[:, None] * (u.T @ tc))
+    if ridge > 0:
+        n = fc.shape[1]
+        q, r = qr(np.vstack([fc, np.sqrt(ridge) * np.eye(n)]), mode="economic", check_finite=False)
+        kernel = solve_triangular(r, q[: len(fc)].T @ tc, check_finite=False)
+    else:
+        kernel = np.linalg.lstsq(fc, tc, rcond=None)[0]
     return kernel, mean_t - mean_f @ kernel
 
 

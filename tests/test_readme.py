@@ -13,6 +13,11 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for code in blocks:
         exec(compile(code, str(README), "exec"), {})
+    out = capsys.readouterr().out
     # Euler at Δt = 0.05 on this problem is off by ~0.1 in x; the example should show that, not zero.
-    rmse = float(re.search(r"Euler RMSE of x: ([0-9.e-]+)", capsys.readouterr().out).group(1))
+    rmse = float(re.search(r"Euler RMSE of x: ([0-9.e-]+)", out).group(1))
     assert 0.01 < rmse < 1.0
+    # The learning example: the linear map is exact on the linear oscillator, and the ESN close to it.
+    learned = {m: float(v) for m, v in re.findall(r"(\w+) +closed-loop RMSE ([0-9.e+-]+)", out)}
+    assert learned["linear"] < 1e-10 and learned["esn"] < 1e-5 and learned["euler"] > 1e-3, learned
+    assert (tmp_path / "esn.keras").is_file()

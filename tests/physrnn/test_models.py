@@ -179,3 +179,11 @@ def test_rollout_checks_its_data(small_train, held_out):
         model.rollout(replace(held_out, dt=0.1))
     with pytest.raises(ValueError, match=r"need 1 <= context \(0\)"):
         model.rollout(held_out, context=0)
+
+
+def test_lbfgs_refinement_lowers_the_validation_loss(small_train, small_val):
+    model = build_model("gru", units=8, window=2, epochs=3, refine_steps=40).fit(small_train, small_val, verbose=0)
+    before, after = model.history_["refine_val_loss"]
+    # Three Adam epochs leave the loss far from its floor; 40 quasi-Newton steps must cut it clearly.
+    assert after < 0.5 * before, (before, after)
+    assert model.history_["refine_iterations"][0] > 1
