@@ -483,7 +483,19 @@ def _window_loop(network, window, obs, known, dt, bound):
 
 
 # ----------------------------------------------------------------------------------------------- linear flow map
-class LinearFlowMap(StepModel):
+class _NetworkModel(StepModel):
+    """A model whose fitted state is a Keras network (saved inside the .keras file)."""
+
+    network_: keras.Model
+
+    def _network(self):
+        return self.network_
+
+    def _restore(self, network):
+        self.network_ = network
+
+
+class LinearFlowMap(_NetworkModel):
     """g = A·vec(u_{i−W+1..i}) + b by least squares (float64), rolled out in the same compiled loop."""
 
     kind = "linear"
@@ -498,29 +510,17 @@ class LinearFlowMap(StepModel):
         x, y = train.windows(w)
         x = x.reshape(len(x), -1)
         y = y[:, 0]
+        # Standardised features for conditioning, then mapped back to the raw inputs.
         scaler = Scaler.fit(x)
-        design = np.concatenate([scaler.transform(x), np.ones((len(x), 1))], axis=1)
-        if self.config.ridge > 0:
-            reg = self.config.ridge * np.eye(design.shape[1])
-            reg[-1, -1] = 0.0  # the intercept is not shrunk
-            coef = np.linalg.solve(design.T @ design + reg, design.T @ y)
-        else:
-            coef = np.linalg.lstsq(design, y, rcond=None)[0]
-        kernel = coef[:-1] / scaler.scale[:, None]
-        intercept = coef[-1] - scaler.mean @ kernel
+        coef, intercept = ridge_readout(scaler.transform(x), y, self.config.ridge)
+        kernel = coef / scaler.scale[:, None]
+        intercept = intercept - scaler.mean @ kernel
         net = keras.Sequential([keras.Input((w, x.shape[1] // w), dtype="float64"),
                                 keras.layers.Flatten(dtype="float64"),
                                 keras.layers.Dense(y.shape[1], dtype="float64", name="flow_map")])
         net.get_layer("flow_map").set_weights([kernel, intercept])
         self.network_ = net
-        residual = design @ coef - y
-        self.history_ = {"train_mse": [float(np.mean(residual**2))]}
-
-    def _network(self):
-        return self.network_
-
-    def _restore(self, network):
-        self.network_ = network
+        self.history_ = {"train_mse": [float(np.mean((x @ kernel + intercept - y) ** 2))]}
 
     def _rollout(self, data, context, n_steps, bound):
         return _windowed_rollout(self.network_, data, self.config.window, context, n_steps, self.dt_, bound,
@@ -655,7 +655,7 @@ def _refine(trainer: _StepTrainer, train, val, steps: int, dtype: str) -> dict[s
 _CELLS = {"simplernn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 
 
-class RecurrentStepModel(StepModel):
+class RecurrentStepModel(_NetworkModel):
     """Keras SimpleRNN / GRU / LSTM step model: window of inputs → g, with standardised inputs and targets."""
 
     config_class = RecurrentConfig
@@ -716,12 +716,6 @@ class RecurrentStepModel(StepModel):
         if cfg.refine_steps:
             self.history_.update(_refine(trainer, (x, y), val, cfg.refine_steps, cfg.precision))
 
-    def _network(self):
-        return self.network_
-
-    def _restore(self, network):
-        self.network_ = network
-
     def _rollout(self, data, context, n_steps, bound):
         return _windowed_rollout(self.network_, data, self.config.window, context, n_steps, self.dt_, bound,
                                  self.config.precision)
@@ -773,7 +767,7 @@ class EchoStateCell(keras.layers.Layer):
                 "bias": self.bias_scale, "seed": self.seed}
 
 
-class EchoStateNetwork(StepModel):
+class EchoStateNetwork(_NetworkModel):
     """Reservoir (Keras layer) + ridge readout; trained and rolled out statefully from a zero reservoir."""
 
     kind = "esn"
@@ -815,12 +809,6 @@ class EchoStateNetwork(StepModel):
         self.network_.get_layer("readout").set_weights([kernel, bias])
         residual = feats @ kernel + bias - targets
         self.history_ = {"train_mse_scaled": [float(np.mean(residual**2))]}
-
-    def _network(self):
-        return self.network_
-
-    def _restore(self, network):
-        self.network_ = network
 
     def _rollout(self, data, context, n_steps, bound):
         net, dtype = self.network_, self.config.precision
