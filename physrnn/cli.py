@@ -179,8 +179,23 @@ def _fractions(text: str) -> tuple[float, ...]:
         raise ValueError(f"--split {text!r} is not three comma-separated fractions, e.g. 0.7,0.15,0.15") from None
 
 
+def _hold_out(text: str, params: dict) -> tuple[str, list[tuple[float, float]]]:
+    """``NAME=LO:HI[,LO:HI...]`` → the parameter name and its held-out intervals."""
+    name, sep, spans = text.partition("=")
+    try:
+        intervals = [tuple(float(v) for v in span.split(":")) for span in spans.split(",")]
+        if not sep or any(len(i) != 2 or i[0] > i[1] for i in intervals):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--hold-out {text!r} is not NAME=LO:HI[,LO:HI...] (for example drive_frequency=0.9:1.1)")
+    if name not in params:
+        raise ValueError(f"--hold-out names '{name}', which the data file has no parameter of; "
+                         f"choose from {', '.join(params)}")
+    return name, intervals  # type: ignore[return-value]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data import FeatureSpec, build_step_data, split_by_trajectory
+    from .data import FeatureSpec, build_step_data, split_by_parameter, split_by_trajectory
     from .models import build_model
 
     tr = read_trajectories(args.data)
@@ -193,7 +208,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     check_output_path(args.output)
     data = build_step_data(tr, spec)
-    train_idx, val_idx, test_idx = split_by_trajectory(tr.n_traj, _fractions(args.split), seed=args.split_seed)
+    if args.hold_out:
+        # Generalisation: the test set is every trajectory whose parameter lies in a held-out interval.
+        name, intervals = _hold_out(args.hold_out, tr.params)
+        rest, test_idx = split_by_parameter(tr.params[name], intervals)
+        if len(test_idx) == 0 or len(rest) < 2:
+            raise ValueError(f"--hold-out {args.hold_out} leaves {len(rest)} trajectories to train on and "
+                             f"{len(test_idx)} to test; widen or narrow the interval")
+        fractions = _fractions(args.split)
+        part = split_by_trajectory(len(rest), (fractions[0] / (fractions[0] + fractions[1]),
+                                               fractions[1] / (fractions[0] + fractions[1])), seed=args.split_seed)
+        train_idx, val_idx = rest[part[0]], rest[part[1]]
+    else:
+        train_idx, val_idx, test_idx = split_by_trajectory(tr.n_traj, _fractions(args.split),
+                                                           seed=args.split_seed)
     fit_kwargs = {}
     if hasattr(model.config, "epochs"):
         fit_kwargs = {"verbose": 0 if args.quiet else 2, "checkpoint_dir": args.checkpoint_dir}
@@ -301,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     tra.add_argument("--parameters", metavar="NAMES", help="comma-separated physical parameters given as inputs")
     tra.add_argument("--split", default="0.7,0.15,0.15", help="train,validation,test fractions of trajectories")
     tra.add_argument("--split-seed", type=int, default=0, help="seed of the split")
+    tra.add_argument("--hold-out", metavar="NAME=LO:HI",
+                     help="test on the trajectories whose parameter lies in these intervals (generalisation); "
+                          "train/validation split the rest by --split's first two fractions")
     tra.add_argument("--checkpoint-dir", metavar="DIR", help="resume a killed training from its last epoch")
     tra.add_argument("--output", "-o", metavar="PATH", help="the .keras model file to write")
     tra.add_argument("--quiet", "-q", action="store_true", help="no training progress")

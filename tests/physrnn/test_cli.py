@@ -237,3 +237,21 @@ def test_rollout_of_the_wrong_system_and_a_bad_model_file(tmp_path, training_fil
                          str(tmp_path / "r.h5")], capsys)
     assert code == 2 and "is not a physrnn model file" in err
     assert not (tmp_path / "r.h5").exists()
+
+
+def test_hold_out_by_parameter(tmp_path, capsys):
+    data = tmp_path / "family.h5"
+    main(["simulate", "--system", "oscillator", "--n-traj", "12", "--dt", "0.1", "--t-end", "3", "--quiet",
+          "--param", "damping=linspace:0.1,1.2", "-o", str(data)])
+    model = tmp_path / "lin.keras"
+    assert main(["train", "--data", str(data), "--model", "linear", "--parameters", "damping", "--quiet",
+                 "--hold-out", "damping=0.5:0.75", "-o", str(model)]) == 0
+    from physrnn.models import load_model
+
+    split = load_model(model).provenance_["split"]
+    damping = read_trajectories(data).params["damping"]
+    assert all(0.5 <= damping[i] <= 0.75 for i in split["test"]) and len(split["test"]) == 3
+    assert not any(0.5 <= damping[i] <= 0.75 for i in split["train"] + split["validation"])
+    code, err = run_cli(["train", "--data", str(data), "--model", "linear", "--hold-out", "mass=1:2",
+                         "-o", str(tmp_path / "x.keras")], capsys)
+    assert code == 2 and "no parameter of" in err

@@ -187,3 +187,23 @@ def test_lbfgs_refinement_lowers_the_validation_loss(small_train, small_val):
     # Three Adam epochs leave the loss far from its floor; 40 quasi-Newton steps must cut it clearly.
     assert after < 0.5 * before, (before, after)
     assert model.history_["refine_iterations"][0] > 1
+
+
+def test_the_eigen_flow_goes_through_the_same_path():
+    from simulators import solve
+
+    spec = FeatureSpec(system="eigen")
+    cfg = {"system": "eigen", "dt": 0.05, "params": {"size": 3, "shared_matrix": True}}
+    train = _data(spec, n_traj=8, n_steps=101, **cfg)
+    test = _data(spec, n_traj=2, n_steps=101, **{**cfg, "seed": 4})
+    assert train.observed.shape == (8, 101, 3) and train.known.shape == (8, 101, 0)
+    euler = build_model("euler").fit(train).rollout(test)
+    np.testing.assert_allclose(euler.observed, solve(test.system, test.observed[:, 0], test.time, method="euler"),
+                               rtol=0, atol=1e-13)
+    model = build_model("esn", units=60, washout=10).fit(train)
+    # The one-step (teacher-forced) map of this cubic flow is learned closely on the training states...
+    assert model.history_["train_mse_scaled"][0] < 1e-6
+    rollout = model.rollout(test)
+    # ...and the closed loop runs on the same path. (How well it generalises from 8 starts of one matrix is
+    # the eigen study's question: here, not well — one-step fit says little about the closed loop.)
+    assert rollout.observed.shape == test.observed.shape and np.isfinite(rollout.observed).all()
