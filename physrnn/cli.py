@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "also records the features, dt, the split and the training history.",
         epilog="model settings (--set NAME=VALUE, repeatable):\n"
                "  simplernn/gru/lstm: units layers window epochs batch_size learning_rate schedule clipnorm\n"
-               "                      patience rollout_steps precision seed\n"
+               "                      patience rollout_steps refine_steps precision seed\n"
                "  esn:                units spectral_radius leak_rate input_scaling connectivity bias ridge\n"
                "                      washout input_to_readout precision seed\n"
                "  linear:             window ridge\n"
