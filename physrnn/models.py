@@ -373,6 +373,9 @@ def load_model(path: str | os.PathLike) -> StepModel:
     if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
         raise ValueError(f"'{path}' has model format {meta.get('format')} v{meta.get('format_version')}; this "
                          f"physrnn reads {_FORMAT} v{_FORMAT_VERSION}")
+    if meta.get("kind") not in _CLASSES:
+        raise ValueError(f"'{path}' holds a model of unknown type {meta.get('kind')!r}; this physrnn knows "
+                         f"{', '.join(MODEL_TYPES)}")
     cls = _CLASSES[meta["kind"]]
     model = cls(cls.config_class(**meta["config"]))
     spec = meta["spec"]

@@ -207,3 +207,21 @@ def test_the_eigen_flow_goes_through_the_same_path():
     # ...and the closed loop runs on the same path. (How well it generalises from 8 starts of one matrix is
     # the eigen study's question: here, not well — one-step fit says little about the closed loop.)
     assert rollout.observed.shape == test.observed.shape and np.isfinite(rollout.observed).all()
+
+
+def test_load_rejects_foreign_and_unknown_model_files(tmp_path, small_train):
+    import json
+    import zipfile
+
+    with pytest.raises(ValueError, match=r"no such model file"):
+        load_model(tmp_path / "missing.keras")
+    path = build_model("euler").fit(small_train).save(tmp_path / "e.keras")
+    meta = json.loads(zipfile.ZipFile(path).read("physrnn.json"))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("physrnn.json", json.dumps({**meta, "kind": "kan"}))
+    with pytest.raises(ValueError, match=r"holds a model of unknown type 'kan'"):
+        load_model(path)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("physrnn.json", json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ValueError, match=r"has model format physrnn.model v99"):
+        load_model(path)
