@@ -91,7 +91,6 @@ def main(argv=None) -> int:
     t = args.dt * np.arange(args.n_steps)
     n_loop = min(args.loop_subset or args.n_traj, args.n_traj)
     scale = args.n_traj / n_loop
-    rows = []
 
     compute, total, states = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,13 +18,12 @@ flagged (``Rollout.diverged``) and continues as NaN; nothing raises.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
 import zipfile
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
