@@ -1,0 +1,203 @@
+r"""How well a rollout reproduces the physics: one definition per metric.
+
+Arrays follow the trajectory-file layout: ``(n_traj, n_steps, n_state)`` for states, ``(n_steps,)`` for
+time. Unless said otherwise a metric is computed per trajectory and state component over the steps given
+(pass the closed-loop part, e.g. ``pred[:, context:]``, to leave out the true context), and NaN in a
+prediction (a diverged rollout) propagates: a diverged trajectory has NaN error, never a small one.
+
+=====================  =====================================================================================
+``rmse``               :math:`\sqrt{\langle (\hat s - s)^2 \rangle_t}`
+``nrmse``              RMSE divided by the standard deviation *in time* of the true signal (per trajectory
+                       and component); 1 means no better than predicting the signal's mean
+``max_error``          :math:`\max_t |\hat s - s|`
+``valid_time``         first time :math:`|\hat s - s|` exceeds ``fraction`` × the true signal's range
+                       (max − min over the horizon) in any component; the horizon's end if never
+``steady_state``       amplitude and phase of the component at frequency Ω, by least squares on a window
+``damping_from_decay`` damped angular frequency and damping ratio from successive maxima (log decrement)
+``eigen_errors``       eigenvalue error of the Rayleigh quotient, eigenvector angle, norm drift
+=====================  =====================================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DecayFit", "EigenErrors", "SteadyState", "damping_from_decay", "eigen_errors", "max_error", "nrmse",
+           "rmse", "steady_state", "valid_time"]
+
+
+def _pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, true = np.asarray(pred, dtype=float), np.asarray(true, dtype=float)
+    if pred.shape != true.shape:
+        raise ValueError(f"prediction of shape {pred.shape} and truth of shape {true.shape} differ; compare "
+                         "the same trajectories, steps and components")
+    return pred, true
+
+
+def rmse(pred: np.ndarray, true: np.ndarray, axis: int | tuple[int, ...] = -2) -> np.ndarray:
+    """Root-mean-square error over ``axis`` (default: time, giving one value per trajectory and component)."""
+    pred, true = _pair(pred, true)
+    return np.sqrt(np.mean((pred - true) ** 2, axis=axis))
+
+
+def nrmse(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """RMSE over time divided by the true signal's standard deviation over time, shape (n_traj, n_state).
+
+    A component that is constant in time has no scale to normalise by and gives NaN.
+    """
+    pred, true = _pair(pred, true)
+    scale = np.std(true, axis=-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(scale > 0, rmse(pred, true) / np.where(scale > 0, scale, 1.0), np.nan)
+
+
+def max_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Largest absolute error over time, shape (n_traj, n_state); NaN if the prediction has any NaN."""
+    pred, true = _pair(pred, true)
+    return np.max(np.abs(pred - true), axis=-2)
+
+
+def valid_time(pred: np.ndarray, true: np.ndarray, time: np.ndarray, *, fraction: float = 0.1) -> np.ndarray:
+    """Time until the error first exceeds ``fraction`` of the true signal's range, per trajectory.
+
+    The range is max − min of each true component over the horizon given; the first step at which any
+    component's error exceeds its share counts (a NaN prediction counts as exceeding). A rollout that
+    never exceeds it gets the horizon's length, ``time[-1] − time[0]``. To express it in periods divide by
+    ``2π/Ω`` (drive) or ``2π/ω_d`` (free motion).
+
+    Returns
+    -------
+    ndarray of shape (n_traj,)
+    """
+    pred, true = _pair(pred, true)
+    if not 0 < fraction:
+        raise ValueError(f"fraction must be > 0, got {fraction!r}")
+    time = np.asarray(time, dtype=float)
+    span = true.max(axis=-2, keepdims=True) - true.min(axis=-2, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(pred - true) <= fraction * span)  # NaN counts as bad
+    bad = bad.any(axis=-1)  # (n_traj, n_steps)
+    first = np.argmax(bad, axis=-1)
+    return np.where(bad.any(axis=-1), time[first] - time[0], time[-1] - time[0])
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """``x ≈ offset + amplitude cos(Ω t − lag)`` on the fitted window (per trajectory)."""
+
+    amplitude: np.ndarray
+    lag: np.ndarray
+    offset: np.ndarray
+    residual: np.ndarray
+
+
+def steady_state(x: np.ndarray, time: np.ndarray, frequency: float | np.ndarray, *,
+                 phase: float | np.ndarray = 0.0) -> SteadyState:
+    """Amplitude and phase lag of the response at the drive frequency, by linear least squares.
+
+    Fits ``x(t) ≈ c + a cos(Ωt + φ) + b sin(Ωt + φ)`` per trajectory on the samples given (pass the late,
+    steady part), so ``lag = atan2(b, a)`` is the phase by which the response trails the drive
+    ``cos(Ωt + φ)``, in (−π, π]; compare with :func:`simulators.steady_state_response`.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_traj, n_steps)
+    time : ndarray of shape (n_steps,)
+    frequency, phase : float or ndarray of shape (n_traj,)
+        Ω and φ of the drive.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    n = x.shape[0]
+    om = np.broadcast_to(np.asarray(frequency, dtype=float), (n,))
+    ph = np.broadcast_to(np.asarray(phase, dtype=float), (n,))
+    amp, lag, off, res = (np.empty(n) for _ in range(4))
+    for i in range(n):  # a 3-column least-squares problem each: no need to vectorise
+        arg = om[i] * time + ph[i]
+        design = np.column_stack([np.ones_like(time), np.cos(arg), np.sin(arg)])
+        coef, *_ = np.linalg.lstsq(design, x[i], rcond=None)
+        off[i], a, b = coef
+        amp[i], lag[i] = np.hypot(a, b), np.arctan2(b, a)
+        res[i] = np.sqrt(np.mean((design @ coef - x[i]) ** 2))
+    return SteadyState(amplitude=amp, lag=lag, offset=off, residual=res)
+
+
+@dataclass(frozen=True)
+class DecayFit:
+    """Free-decay parameters recovered from a trajectory (NaN where fewer than two maxima were found)."""
+
+    damped_frequency: np.ndarray
+    damping_ratio: np.ndarray
+    n_peaks: np.ndarray
+
+
+def damping_from_decay(x: np.ndarray, time: np.ndarray) -> DecayFit:
+    """Damped angular frequency and damping ratio of free, under-damped motion, from its maxima.
+
+    Each local maximum is located to sub-step accuracy by a parabola through the three samples around it.
+    The damped frequency is 2π over the mean spacing of the maxima; the logarithmic decrement
+    ``δ = ln(x_k / x_{k+1})`` (from a straight-line fit of ``ln x_k`` against the peak index) gives the damping
+    ratio ``ζ = δ / √(4π² + δ²)``, and hence ``η = 2 ζ ω0`` with ``ω0 = ω_d / √(1 − ζ²)``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_traj, n_steps)
+        Position of free motion about 0.
+    time : ndarray of shape (n_steps,), uniform
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    dt = time[1] - time[0]
+    freq, zeta, count = (np.full(x.shape[0], np.nan) for _ in range(3))
+    for i, xi in enumerate(x):
+        inner = np.flatnonzero((xi[1:-1] > xi[:-2]) & (xi[1:-1] >= xi[2:]) & (xi[1:-1] > 0)) + 1
+        # Sub-sample vertex of the parabola through (k−1, k, k+1).
+        left, mid, right = xi[inner - 1], xi[inner], xi[inner + 1]
+        curvature = left - 2 * mid + right
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0)
+        t_peak = time[inner] + shift * dt
+        x_peak = mid - 0.25 * (left - right) * shift
+        count[i] = len(inner)
+        if len(inner) < 2 or (x_peak <= 0).any():
+            continue
+        period = np.mean(np.diff(t_peak))
+        freq[i] = 2 * np.pi / period
+        decrement = -np.polyfit(np.arange(len(x_peak)), np.log(x_peak), 1)[0]
+        zeta[i] = decrement / np.sqrt(4 * np.pi**2 + decrement**2)
+    return DecayFit(damped_frequency=freq, damping_ratio=zeta, n_peaks=count)
+
+
+@dataclass(frozen=True)
+class EigenErrors:
+    """Eigen-flow errors at the end of each rollout (per trajectory)."""
+
+    eigenvalue_error: np.ndarray
+    eigenvector_angle: np.ndarray
+    norm_drift: np.ndarray
+
+
+def eigen_errors(states: np.ndarray, matrix: np.ndarray, *, smallest: bool = False) -> EigenErrors:
+    """Errors of the eigenpair a rollout of the eigen flow reaches, against ``numpy.linalg.eigh``.
+
+    ``eigenvalue_error`` is the Rayleigh quotient of the final state minus λmax (λmin if ``smallest``, for a
+    flow of −A); ``eigenvector_angle`` the angle in radians between the final state and that eigenvector
+    (sign-blind, in [0, π/2]); ``norm_drift`` the largest relative change of ‖x‖ along the rollout (the flow
+    conserves it exactly).
+
+    Parameters
+    ----------
+    states : ndarray of shape (n_traj, n_steps, n)
+    matrix : ndarray of shape (n, n) or (n_traj, n, n)
+    """
+    states = np.asarray(states, dtype=float)
+    a = np.broadcast_to(np.asarray(matrix, dtype=float), (states.shape[0],) + states.shape[-1:] * 2)
+    w, v = np.linalg.eigh(a)
+    j = 0 if smallest else -1
+    final = states[:, -1]
+    rq = np.einsum("bi,bij,bj->b", final, a, final) / np.einsum("bi,bi->b", final, final)
+    cos = np.abs(np.einsum("bi,bi->b", final, v[:, :, j])) / np.linalg.norm(final, axis=-1)
+    norms = np.linalg.norm(states, axis=-1)
+    drift = np.max(np.abs(norms - norms[:, :1]), axis=-1) / norms[:, 0]
+    return EigenErrors(eigenvalue_error=rq - w[:, j], eigenvector_angle=np.arccos(np.clip(cos, 0.0, 1.0)),
+                       norm_drift=drift)
