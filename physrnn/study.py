@@ -1,0 +1,223 @@
+"""Study configs: one TOML file per reproducible study, validated whole before any work starts.
+
+A study names its data (a training and a test ensemble, as in ``studies/data/*.toml``), the features the
+models see, the models with their settings, the seeds each model is trained with (for the spread), and
+the rollout. Every section and key is checked at load time; a mistake anywhere is reported with the file
+and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru model: unitz``.
+
+.. code-block:: toml
+
+    [study]
+    name = "driven"
+    description = "Drive across the resonance: learned steady state against the analytic curve."
+    seeds = [0, 1, 2]
+    baselines = ["persistence", "euler", "rk4", "linear"]
+
+    [features]
+    observation = "full"        # or "position"
+    drive = "phase"
+    parameters = []
+
+    [train]                     # an ensemble config (see simulators.EnsembleConfig)
+    system = "oscillator"
+    ...
+
+    [test]
+    ...
+
+    [models.gru]                # a label; `kind` defaults to the label
+    units = 32
+    window = 2
+
+    [rollout]
+    context = 8                 # true states before the loop closes (default: each model's minimum)
+    valid_fraction = 0.1        # valid time: error beyond this fraction of the signal's range
+
+Each stage's output is keyed by :func:`stage_key`, a hash of exactly the inputs that determine it, so a
+re-run can skip finished stages and an interrupted study resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from simulators.ensemble import EnsembleConfig
+
+from . import MODEL_TYPES
+from .data import FeatureSpec
+
+__all__ = ["ModelEntry", "StudyConfig", "StudyConfigError", "load_study", "stage_key"]
+
+_SECTIONS = {"study": True, "features": True, "train": True, "test": True, "models": True, "rollout": False}
+_STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction")
+_ROLLOUT_KEYS = ("context", "valid_fraction")
+_BASELINES = ("persistence", "euler", "rk4", "linear")
+
+
+class StudyConfigError(ValueError):
+    """A study config that cannot run; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a study: a label, a model type and its settings (already validated)."""
+
+    label: str
+    kind: str
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study (see the module docstring for the file layout)."""
+
+    name: str
+    description: str
+    seeds: tuple[int, ...]
+    baselines: tuple[str, ...]
+    validation_fraction: float
+    features: FeatureSpec
+    train: EnsembleConfig
+    test: EnsembleConfig
+    models: tuple[ModelEntry, ...]
+    context: int | None
+    valid_fraction: float
+    source: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config (as a report records it)."""
+        return {
+            "study": {"name": self.name, "description": self.description, "seeds": list(self.seeds),
+                      "baselines": list(self.baselines), "validation_fraction": self.validation_fraction},
+            "features": {k: v for k, v in self.features.to_config().items() if k != "system"},  # from [train]
+            "train": self.train.to_dict(),
+            "test": self.test.to_dict(),
+            "models": {m.label: {"kind": m.kind, **m.settings} for m in self.models},
+            "rollout": {"context": self.context, "valid_fraction": self.valid_fraction},
+        }
+
+
+def stage_key(stage: str, *inputs: Any) -> str:
+    """A stable hash of a stage's name and the JSON of everything that determines its output.
+
+    Keys are equal exactly when the canonical JSON (sorted keys) of the inputs is; a stage whose output
+    exists under its key is done.
+    """
+    text = json.dumps([stage, *inputs], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fail(where: str, message: str) -> StudyConfigError:
+    return StudyConfigError(f"{where}: {message}")
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = raw[key]
+    if not isinstance(value, Mapping):
+        raise _fail(where, f"[{key}] must be a table, got {type(value).__name__}")
+    return value
+
+
+def _unknown(given: Mapping[str, Any], allowed, where: str, section: str) -> None:
+    extra = sorted(set(given) - set(allowed))
+    if extra:
+        raise _fail(where, f"[{section}] unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)}; allowed: "
+                           f"{', '.join(allowed)}")
+
+
+def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig:
+    """Validate a parsed study config; ``where`` names its source in error messages."""
+    _unknown(raw, list(_SECTIONS), where, "top level")
+    missing = [s for s, required in _SECTIONS.items() if required and s not in raw]
+    if missing:
+        raise _fail(where, f"missing section{'s' if len(missing) > 1 else ''} "
+                           f"{', '.join(f'[{m}]' for m in missing)}")
+    study = _table(raw, "study", where)
+    _unknown(study, _STUDY_KEYS, where, "study")
+    name = study.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(where, f"[study] name must be a non-empty string, got {name!r}")
+    description = study.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(where, f"[study] description must be a string, got {description!r}")
+    seeds = study.get("seeds", [0, 1, 2])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise _fail(where, f"[study] seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    baselines = study.get("baselines", list(_BASELINES))
+    if not isinstance(baselines, list) or not all(b in _BASELINES for b in baselines):
+        raise _fail(where, f"[study] baselines must be a list drawn from {', '.join(_BASELINES)}, got {baselines!r}")
+    vfrac = study.get("validation_fraction", 0.2)
+    if isinstance(vfrac, bool) or not isinstance(vfrac, (int, float)) or not 0 < vfrac < 1:
+        raise _fail(where, f"[study] validation_fraction must be a number in (0, 1), got {vfrac!r}")
+
+    ensembles = {}
+    for section in ("train", "test"):
+        try:
+            ensembles[section] = EnsembleConfig.from_dict(_table(raw, section, where))
+        except (ValueError, TypeError) as err:
+            raise _fail(where, f"[{section}] {err}") from None
+    if ensembles["train"].system != ensembles["test"].system:
+        raise _fail(where, f"[test] system {ensembles['test'].system!r} differs from [train] system "
+                           f"{ensembles['train'].system!r}")
+    if ensembles["train"].dt != ensembles["test"].dt:
+        raise _fail(where, f"[test] dt = {ensembles['test'].dt} differs from [train] dt = {ensembles['train'].dt}; "
+                           "a learned update is tied to its time step")
+
+    features = dict(_table(raw, "features", where))
+    _unknown(features, ("observation", "drive", "parameters"), where, "features")
+    try:
+        spec = FeatureSpec(system=ensembles["train"].system, observation=features.get("observation", "full"),
+                           drive=features.get("drive", "phase"), parameters=tuple(features.get("parameters", ())))
+    except (ValueError, TypeError) as err:
+        raise _fail(where, f"[features] {err}") from None
+
+    from .models import build_model  # validates every model's settings now, before any work
+
+    models = []
+    for label, settings in _table(raw, "models", where).items():
+        if not isinstance(settings, Mapping):
+            raise _fail(where, f"[models.{label}] must be a table of settings, got {settings!r}")
+        settings = dict(settings)
+        kind = settings.pop("kind", label)
+        if kind not in MODEL_TYPES:
+            raise _fail(where, f"[models.{label}] unknown model type {kind!r}; set kind to one of "
+                               f"{', '.join(MODEL_TYPES)}")
+        try:
+            build_model(kind, **settings)
+        except (ValueError, TypeError) as err:
+            raise _fail(where, f"[models.{label}] {err}") from None
+        models.append(ModelEntry(label=label, kind=kind, settings=settings))
+    if not models:
+        raise _fail(where, "[models] is empty; name at least one model")
+
+    rollout = dict(_table(raw, "rollout", where)) if "rollout" in raw else {}
+    _unknown(rollout, _ROLLOUT_KEYS, where, "rollout")
+    context = rollout.get("context")
+    if context is not None and (isinstance(context, bool) or not isinstance(context, int) or context < 1):
+        raise _fail(where, f"[rollout] context must be an integer >= 1, got {context!r}")
+    valid_fraction = rollout.get("valid_fraction", 0.1)
+    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or valid_fraction <= 0:
+        raise _fail(where, f"[rollout] valid_fraction must be a number > 0, got {valid_fraction!r}")
+
+    return StudyConfig(name=name, description=description, seeds=tuple(seeds), baselines=tuple(baselines),
+                       validation_fraction=float(vfrac), features=spec, train=ensembles["train"],
+                       test=ensembles["test"], models=tuple(models), context=context,
+                       valid_fraction=float(valid_fraction), source=dict(raw))
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate ``studies/NAME.toml``."""
+    p = Path(path)
+    if not p.is_file():
+        raise StudyConfigError(f"no such study config: '{p}'")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise StudyConfigError(f"{p}: not valid TOML: {err}") from None
+    return study_from_dict(raw, str(p))

@@ -1,0 +1,89 @@
+"""Study configs: a whole file validated before any work, every mistake named by file and key."""
+
+import copy
+
+import pytest
+
+from physrnn.study import StudyConfigError, load_study, stage_key, study_from_dict
+
+ENSEMBLE = {"system": "oscillator", "n_traj": 8, "dt": 0.05, "t_end": 5.0, "seed": 1,
+            "params": {"damping": 0.2, "drive_amplitude": 0.5, "drive_frequency": 1.3}}
+GOOD = {
+    "study": {"name": "tiny", "description": "a test", "seeds": [0, 1, 2]},
+    "features": {"observation": "full"},
+    "train": ENSEMBLE,
+    "test": {**ENSEMBLE, "n_traj": 2, "seed": 2},
+    "models": {"gru": {"units": 8, "window": 2}, "reservoir": {"kind": "esn", "units": 50}},
+    "rollout": {"valid_fraction": 0.05},
+}
+
+
+def _with(path: str, value):
+    raw = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    node = raw
+    for p in parents:
+        node = node[p]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return raw
+
+
+_DELETE = object()
+
+
+def test_a_good_study_resolves():
+    study = study_from_dict(GOOD, "tiny.toml")
+    assert [m.label for m in study.models] == ["gru", "reservoir"] and study.models[1].kind == "esn"
+    assert study.seeds == (0, 1, 2) and study.baselines == ("persistence", "euler", "rk4", "linear")
+    assert study.features.system == "oscillator" and study.valid_fraction == 0.05
+    again = study_from_dict(study.to_dict(), "resolved")
+    assert again.to_dict() == study.to_dict()  # the resolved config is itself a valid study
+
+
+@pytest.mark.parametrize("path,value,match", [
+    ("colour", "red", r"tiny\.toml: \[top level\] unknown key colour"),
+    ("models", _DELETE, r"tiny\.toml: missing section \[models\]"),
+    ("study.name", "", r"\[study\] name must be a non-empty string"),
+    ("study.seeds", [0, -1], r"\[study\] seeds must be a non-empty list of integers >= 0"),
+    ("study.seeds", "0,1", r"\[study\] seeds must be a non-empty list"),
+    ("study.baselines", ["oracle"], r"\[study\] baselines must be a list drawn from persistence"),
+    ("study.epochs", 3, r"\[study\] unknown key epochs"),
+    ("features.observation", "velocity", r"\[features\] unknown observation 'velocity'"),
+    ("features.scaling", "minmax", r"\[features\] unknown key scaling"),
+    ("train.dt", 0.0, r"\[train\] dt = 0\.0 must be > 0"),
+    ("train.params", {"dampin": 0.1}, r"\[train\] unknown key in \[params\] of an oscillator ensemble: dampin"),
+    ("test.dt", 0.1, r"\[test\] dt = 0\.1 differs from \[train\] dt = 0\.05"),
+    ("test", {"system": "eigen", "n_traj": 2, "dt": 0.05, "n_steps": 10},
+     r"\[test\] system 'eigen' differs from \[train\] system 'oscillator'"),
+    ("models.gru", {"units": 0}, r"\[models\.gru\] units must be an integer >= 1, got 0"),
+    ("models.gru", {"unitz": 8}, r"\[models\.gru\] unknown setting for a gru model: unitz"),
+    ("models.gru", 32, r"\[models\.gru\] must be a table of settings"),
+    ("models.mine", {"units": 8}, r"\[models\.mine\] unknown model type 'mine'; set kind to one of"),
+    ("models.reservoir", {"kind": "esn", "spectral_radius": -1.0}, r"\[models\.reservoir\] spectral_radius must"),
+    ("models", {}, r"\[models\] is empty"),
+    ("rollout.context", 0, r"\[rollout\] context must be an integer >= 1, got 0"),
+    ("rollout.horizon", 10, r"\[rollout\] unknown key horizon"),
+])
+def test_bad_studies_are_rejected_naming_the_key(path, value, match):
+    with pytest.raises(StudyConfigError, match=match):
+        study_from_dict(_with(path, value), "tiny.toml")
+
+
+def test_load_study_from_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[study]\nname = 'x'\n[models.gru]\nunits = \n")
+    with pytest.raises(StudyConfigError, match=r"bad\.toml: not valid TOML"):
+        load_study(path)
+    with pytest.raises(StudyConfigError, match=r"no such study config"):
+        load_study(tmp_path / "none.toml")
+
+
+def test_stage_keys_follow_exactly_their_inputs():
+    a = stage_key("train", {"units": 8, "window": 2}, "data-key")
+    assert a == stage_key("train", {"window": 2, "units": 8}, "data-key")  # order of keys is irrelevant
+    assert a != stage_key("train", {"units": 9, "window": 2}, "data-key")
+    assert a != stage_key("train", {"units": 8, "window": 2}, "other-data")
+    assert a != stage_key("rollout", {"units": 8, "window": 2}, "data-key")
