@@ -23,9 +23,18 @@ data: $(DATASETS)
 data/%.h5: studies/data/%.toml $(STAMP)
 	$(BIN)/physrnn simulate --config $< --output $@
 
-# Until the study runner lands, the main job builds the default datasets and prints what they hold.
+# Until the study runner lands, the main job runs the learning path end to end on the driven dataset:
+# fit each model on its training split, roll out the held-out trajectories, score them against the closed form.
+DEMO_MODELS := euler rk4 linear esn
 demo: data
-	@for f in $(DATASETS); do $(BIN)/physrnn inspect $$f; echo; done
+	@mkdir -p data/demo
+	@for m in $(DEMO_MODELS); do \
+	  $(BIN)/physrnn train --data data/driven.h5 --model $$m --quiet \
+	    $$( [ $$m = esn ] && echo "--set units=100 --set washout=50" ) -o data/demo/$$m.keras && \
+	  $(BIN)/physrnn rollout --model data/demo/$$m.keras --data data/driven.h5 -o data/demo/$$m-rollout.h5 \
+	    || exit 1; \
+	done
+	$(BIN)/physrnn evaluate $(foreach m,$(DEMO_MODELS),data/demo/$(m)-rollout.h5)
 
 # The benchmarks also need reservoirpy (benchmark-only: the reference our echo-state network is compared with).
 BENCH_STAMP := $(VENV)/.bench-stamp

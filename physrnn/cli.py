@@ -275,6 +275,43 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate_rollout(path: str, valid_fraction: float = 0.1) -> dict[str, Any]:
+    """Metrics of a rollout file against its truth file, over the closed-loop steps (after the context)."""
+    from .metrics import max_error, nrmse, rmse, valid_time
+
+    rolled = read_trajectories(path)
+    if not rolled.method.startswith("rollout:"):
+        raise ValueError(f"'{path}' holds {rolled.method} trajectories, not a rollout; give a file from physrnn rollout")
+    truth = read_trajectories(rolled.attrs["truth_file"])
+    index = rolled.params["source_trajectory"]
+    true = truth.states[index][:, : rolled.n_steps, : rolled.n_state]
+    c = int(rolled.attrs["context"])
+    pred, true, time = rolled.states[:, c:], true[:, c:], rolled.time[c:]
+    return {"file": path, "model": rolled.method.split(":", 1)[1], "n_traj": rolled.n_traj,
+            "diverged": int(rolled.params["diverged"].sum()), "components": list(rolled.state_names),
+            "rmse": np.mean(rmse(pred, true), axis=0).tolist(), "nrmse": np.mean(nrmse(pred, true), axis=0).tolist(),
+            "max_error": np.max(max_error(pred, true), axis=0).tolist(),
+            "valid_time_median": float(np.median(valid_time(pred, true, time, fraction=valid_fraction))),
+            "horizon": float(time[-1] - time[0]), "valid_fraction": valid_fraction}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    rows = [evaluate_rollout(p, args.valid_fraction) for p in args.files]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    names = rows[0]["components"]
+    head = "".join(f"{'RMSE ' + n:>12}" for n in names) + "".join(f"{'NRMSE ' + n:>12}" for n in names)
+    print(f"{'model':<12}{'traj':>5}{'diverged':>9}{head}{'max err':>11}{'valid time / horizon':>22}")
+    for r in rows:
+        cells = "".join(f"{v:>12.3e}" for v in r["rmse"]) + "".join(f"{v:>12.3e}" for v in r["nrmse"])
+        print(f"{r['model']:<12}{r['n_traj']:>5}{r['diverged']:>9}{cells}{max(r['max_error']):>11.2e}"
+              f"{r['valid_time_median']:>13.1f} / {r['horizon']:<6.1f}")
+    print(f"(over the closed-loop steps; NRMSE = RMSE / std in time of the true signal; valid time = median time "
+          f"until the error first exceeds {rows[0]['valid_fraction']:g} of the signal's range, out of the horizon)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="physrnn", description="Exact physics, learned time-step updates, honest comparisons.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -353,6 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
     rol.add_argument("--output", "-o", required=True, metavar="PATH", help="the HDF5 file to write")
     rol.add_argument("--quiet", "-q", action="store_true")
     rol.set_defaults(func=cmd_rollout)
+
+    ev = sub.add_parser("evaluate", help="score rollout files against the exact solutions they came from",
+                        description="For each rollout file (from physrnn rollout), compare the closed-loop steps with "
+                                    "the truth file it names: RMSE and NRMSE per component (mean over trajectories), "
+                                    "max error, median valid time.")
+    ev.add_argument("files", nargs="+", metavar="ROLLOUT")
+    ev.add_argument("--valid-fraction", type=float, default=0.1,
+                    help="valid time ends when the error exceeds this fraction of the signal's range (default 0.1)")
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.set_defaults(func=cmd_evaluate)
 
     ins = sub.add_parser("inspect", help="validate trajectory files and summarise what they hold",
                          description="Read each file through the validating reader and print a summary.")

@@ -1,5 +1,6 @@
 """The `physrnn` command: simulate and inspect, and one-line errors with exit status 2 for bad input."""
 
+import json
 import re
 import subprocess
 import sys
@@ -255,3 +256,22 @@ def test_hold_out_by_parameter(tmp_path, capsys):
     code, err = run_cli(["train", "--data", str(data), "--model", "linear", "--hold-out", "mass=1:2",
                          "-o", str(tmp_path / "x.keras")], capsys)
     assert code == 2 and "no parameter of" in err
+
+
+def test_evaluate_scores_rollouts_against_their_truth(tmp_path, training_file, capsys):
+    rows = {}
+    for kind in ("linear", "euler"):
+        model, out = tmp_path / f"{kind}.keras", tmp_path / f"{kind}.h5"
+        main(["train", "--data", str(training_file), "--model", kind, "--quiet", "-o", str(model)])
+        main(["rollout", "--model", str(model), "--data", str(training_file), "--quiet", "-o", str(out)])
+        capsys.readouterr()
+        assert main(["evaluate", "--json", str(out)]) == 0
+        rows[kind] = json.loads(capsys.readouterr().out)[0]
+    assert rows["linear"]["rmse"][0] < 1e-10 and rows["linear"]["valid_time_median"] == rows["linear"]["horizon"]
+    # Euler's own error, recomputed from its rollout file and the truth, must be what evaluate reports.
+    rolled, truth = read_trajectories(tmp_path / "euler.h5"), read_trajectories(training_file)
+    idx, c = rolled.params["source_trajectory"], 1
+    expected = np.sqrt(np.mean((rolled.states[:, c:, 0] - truth.states[idx][:, c:, 0]) ** 2, axis=1)).mean()
+    assert rows["euler"]["rmse"][0] == pytest.approx(expected, rel=1e-12) and expected > 1e-3
+    code, err = run_cli(["evaluate", str(training_file)], capsys)
+    assert code == 2 and "holds exact trajectories, not a rollout" in err
