@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo data bench clean
+.PHONY: test demo data bench clean studies report
 
 # Reinstall only when the project's metadata changes (a second `make test` goes straight to pytest).
 $(STAMP): pyproject.toml
@@ -35,6 +35,16 @@ demo: data
 	    || exit 1; \
 	done
 	$(BIN)/physrnn evaluate $(foreach m,$(DEMO_MODELS),data/demo/$(m)-rollout.h5)
+
+# Studies: one config each in studies/*.toml; outputs cached under data/cache, reports in data/reports/NAME/.
+STUDIES := $(patsubst studies/%.toml,%,$(wildcard studies/*.toml))
+study-%: $(STAMP)
+	$(BIN)/physrnn study studies/$*.toml
+
+studies: $(addprefix study-,$(STUDIES))
+
+report: $(STAMP)
+	@for s in $(STUDIES); do $(BIN)/physrnn report studies/$$s.toml || exit 1; done
 
 # The benchmarks also need reservoirpy (benchmark-only: the reference our echo-state network is compared with).
 BENCH_STAMP := $(VENV)/.bench-stamp

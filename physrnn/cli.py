@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from simulators.ensemble import EnsembleConfig, simulate_to_file
-from simulators.trajectory_file import TrajectoryFileError, read_trajectories
+from simulators.trajectory_file import TrajectoryFileError, check_output_path, read_trajectories
 
 _SPEC_KINDS = ("uniform", "loguniform", "choice", "values", "linspace")
 
@@ -204,8 +204,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = build_model(args.model, **_settings(args.set))
     if args.output is None:
         raise ValueError("no output file; give --output PATH ending in .keras")
-    from simulators.trajectory_file import check_output_path
-
     check_output_path(args.output)
     data = build_step_data(tr, spec)
     if args.hold_out:
@@ -238,15 +236,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from simulators.trajectory_file import Trajectories, check_output_path, write_trajectories
-
-    from .data import build_step_data
+    from .evaluation import rollout_to_file
     from .models import load_model
 
     check_output_path(args.output)
     model = load_model(args.model)
     tr = read_trajectories(args.data)
-    data = build_step_data(tr, model.spec_)
     provenance = getattr(model, "provenance_", {}) or {}
     same_file = provenance.get("data_file") == str(Path(args.data).resolve())
     select = args.select or ("test" if same_file else "all")
@@ -255,47 +250,19 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             raise ValueError(f"--select {select} names the model's own split, but '{args.data}' is not the file it "
                              "was trained on; use --select all")
         index = np.asarray(provenance["split"][select], dtype=int)
-        data = data.take(index)
     else:
         index = np.arange(tr.n_traj)
-    result = model.rollout(data, context=args.context, n_steps=args.n_steps)
-    params = {k: v[index] for k, v in tr.params.items()}
-    params.update(diverged=result.diverged, diverged_at=result.diverged_at, source_trajectory=index)
-    out = Trajectories(system=tr.system, time=result.time, states=result.observed, params=params,
-                       state_names=data.state_names,
-                       state_units=tuple(tr.state_units[: len(data.state_names)]),
-                       method=f"rollout:{model.kind}",
-                       attrs={"seed": tr.attrs.get("seed", 0), "config": tr.attrs.get("config", {}),
-                              "model_file": str(Path(args.model).resolve()), "truth_file": str(Path(args.data)),
-                              "context": result.context, "selection": select})
-    path = write_trajectories(args.output, out)
+    result, path = rollout_to_file(model, tr, args.data, index, args.output, model_file=args.model,
+                                   context=args.context, n_steps=args.n_steps, selection=select)
     if not args.quiet:
         print(f"rolled out {len(index)} trajectories x {len(result.time)} steps ({select}) in {result.seconds:.2f} s, "
               f"{int(result.diverged.sum())} diverged; wrote {path}")
     return 0
 
 
-def evaluate_rollout(path: str, valid_fraction: float = 0.1) -> dict[str, Any]:
-    """Metrics of a rollout file against its truth file, over the closed-loop steps (after the context)."""
-    from .metrics import max_error, nrmse, rmse, valid_time
-
-    rolled = read_trajectories(path)
-    if not rolled.method.startswith("rollout:"):
-        raise ValueError(f"'{path}' holds {rolled.method} trajectories, not a rollout; give a file from physrnn rollout")
-    truth = read_trajectories(rolled.attrs["truth_file"])
-    index = rolled.params["source_trajectory"]
-    true = truth.states[index][:, : rolled.n_steps, : rolled.n_state]
-    c = int(rolled.attrs["context"])
-    pred, true, time = rolled.states[:, c:], true[:, c:], rolled.time[c:]
-    return {"file": path, "model": rolled.method.split(":", 1)[1], "n_traj": rolled.n_traj,
-            "diverged": int(rolled.params["diverged"].sum()), "components": list(rolled.state_names),
-            "rmse": np.mean(rmse(pred, true), axis=0).tolist(), "nrmse": np.mean(nrmse(pred, true), axis=0).tolist(),
-            "max_error": np.max(max_error(pred, true), axis=0).tolist(),
-            "valid_time_median": float(np.median(valid_time(pred, true, time, fraction=valid_fraction))),
-            "horizon": float(time[-1] - time[0]), "valid_fraction": valid_fraction}
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_rollout
+
     rows = [evaluate_rollout(p, args.valid_fraction) for p in args.files]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -309,6 +276,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"{r['valid_time_median']:>13.1f} / {r['horizon']:<6.1f}")
     print(f"(over the closed-loop steps; NRMSE = RMSE / std in time of the true signal; valid time = median time "
           f"until the error first exceeds {rows[0]['valid_fraction']:g} of the signal's range, out of the horizon)")
+    return 0
+
+
+def _report_dir(root: str, name: str) -> Path:
+    return Path(root) / "reports" / name
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .runner import run_study, save_result
+    from .study import load_study
+
+    study = load_study(args.config)  # the whole config is checked before any work
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = run_study(study, root=args.root, log=log)
+    out = _report_dir(args.root, study.name)
+    save_result(result, out / "results.json")
+    page = write_report(result, out, study_file=args.config)
+    print(f"report: {page}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .study import load_study
+
+    study = load_study(args.config)
+    out = _report_dir(args.root, study.name)
+    stored = out / "results.json"
+    if not stored.is_file():
+        raise ValueError(f"no stored results for study '{study.name}' at {stored}; run `physrnn study {args.config}`")
+    print(f"report: {write_report(json.loads(stored.read_text()), out, study_file=args.config)}")
     return 0
 
 
@@ -401,6 +400,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.set_defaults(func=cmd_evaluate)
 
+    stu = sub.add_parser("study", help="run a study: simulate, train, roll out, evaluate, report",
+                         description="Validate the study config, then run every stage, skipping those whose output "
+                                     "for the same inputs already exists under ROOT/cache (so an interrupted study "
+                                     "resumes). The report goes to ROOT/reports/NAME/.")
+    stu.add_argument("config", metavar="STUDY.toml")
+    stu.add_argument("--root", default="data", help="where stage outputs and reports go (default data)")
+    stu.add_argument("--quiet", "-q", action="store_true", help="no stage log")
+    stu.set_defaults(func=cmd_study)
+
+    rep = sub.add_parser("report", help="rebuild a study's report from its stored results")
+    rep.add_argument("config", metavar="STUDY.toml")
+    rep.add_argument("--root", default="data")
+    rep.set_defaults(func=cmd_report)
+
     ins = sub.add_parser("inspect", help="validate trajectory files and summarise what they hold",
                          description="Read each file through the validating reader and print a summary.")
     ins.add_argument("files", nargs="+", metavar="FILE")
@@ -414,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, TrajectoryFileError, OSError) as err:
+    except (ValueError, TypeError, TrajectoryFileError, OSError) as err:  # StudyConfigError is a ValueError
         if os.environ.get("PHYSRNN_DEBUG"):
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

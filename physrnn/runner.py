@@ -1,0 +1,143 @@
+"""The study runner: simulate → train (every model, every seed) → rollout → evaluate → report.
+
+Every stage writes its output under ``ROOT/cache/<stage>/<key>`` where ``key`` hashes exactly the inputs that
+determine it (:func:`physrnn.study.stage_key`), through a temporary name renamed on completion. A re-run
+skips every stage whose output exists, so an interrupted study resumes where it stopped and a change to one
+model's settings retrains that model alone. Reports go to ``ROOT/reports/<study name>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from simulators.ensemble import simulate_to_file
+from simulators.trajectory_file import read_trajectories, software_versions
+
+from .data import build_step_data, split_by_trajectory
+from .evaluation import evaluate_rollout, rollout_to_file
+from .models import build_model, load_model
+from .study import ModelEntry, StudyConfig, stage_key
+
+__all__ = ["StudyResult", "run_study"]
+
+_PHYSICS = ("persistence", "euler", "rk4")  # no fitted state, no seed: one run each
+
+
+class StudyResult(dict):
+    """Everything a report needs: the resolved config, provenance and one row per (model, seed)."""
+
+
+def _entries(study: StudyConfig) -> list[ModelEntry]:
+    baselines = [ModelEntry(label=b, kind=b, settings={}) for b in study.baselines]
+    return baselines + list(study.models)
+
+
+def _seeded(entry: ModelEntry) -> bool:
+    """Whether a model's result depends on a seed (its training split does for all fitted models)."""
+    return entry.kind not in _PHYSICS
+
+
+def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[str], None] = print,
+              fit_verbose: int = 0) -> StudyResult:
+    """Run (or resume) every stage of ``study``; returns the collected results (also written as JSON)."""
+    root = Path(root)
+    cache = root / "cache"
+    for sub in ("simulate", "models", "rollouts"):
+        (cache / sub).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    files = {}
+    for part, config in (("train", study.train), ("test", study.test)):
+        key = stage_key("simulate", config.to_dict())
+        path = cache / "simulate" / f"{key}.h5"
+        if path.exists():
+            log(f"[simulate] {part}: cached {path}")
+        else:
+            log(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
+            simulate_to_file(config, path)
+        files[part] = (key, path)
+    train_tr, test_tr = read_trajectories(files["train"][1]), read_trajectories(files["test"][1])
+    train_all = build_step_data(train_tr, study.features)
+
+    rows = []
+    for entry in _entries(study):
+        for seed in (study.seeds if _seeded(entry) else (None,)):
+            settings = dict(entry.settings)
+            config_class = build_model(entry.kind, **settings).config_class
+            if seed is not None and "seed" in config_class.__dataclass_fields__:
+                settings["seed"] = seed
+            split_seed = 0 if seed is None else seed
+            model_key = stage_key("train", entry.kind, settings, study.features.to_config(), files["train"][0],
+                                  split_seed, study.validation_fraction)
+            model_path = cache / "models" / f"{model_key}.keras"
+            name = entry.label + ("" if seed is None else f" seed {seed}")
+            if model_path.exists():
+                model = load_model(model_path)
+                log(f"[train] {name}: cached")
+            else:
+                fractions = (1 - study.validation_fraction, study.validation_fraction)
+                tr_idx, val_idx = split_by_trajectory(train_all.n_traj, fractions, seed=split_seed)
+                kwargs = {"verbose": fit_verbose} if hasattr(build_model(entry.kind, **settings).config,
+                                                            "epochs") else {}
+                log(f"[train] {name}: {entry.kind} {settings}")
+                model = build_model(entry.kind, **settings).fit(train_all.take(tr_idx), train_all.take(val_idx),
+                                                                **kwargs)
+                model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed,
+                                     "split": {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}}
+                model.save(model_path)
+            roll_key = stage_key("rollout", model_key, files["test"][0], study.context)
+            roll_path = cache / "rollouts" / f"{roll_key}.h5"
+            if not roll_path.exists():
+                log(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
+                rollout_to_file(model, test_tr, files["test"][1], np.arange(test_tr.n_traj), roll_path,
+                                model_file=model_path, context=study.context, selection="test")
+            metrics = evaluate_rollout(str(roll_path), study.valid_fraction)
+            rows.append({"label": entry.label, "kind": entry.kind, "seed": seed, "settings": settings,
+                         "model_file": str(model_path), "rollout_file": str(roll_path),
+                         "fit_seconds": model.fit_seconds_, "history": model.history_, **metrics})
+    result = StudyResult(study=study.name, description=study.description, config=study.to_dict(),
+                         train_file=str(files["train"][1]), test_file=str(files["test"][1]),
+                         software=software_versions(), seconds=time.perf_counter() - started, rows=rows,
+                         summary=summarise(rows))
+    return result
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per model: mean and spread (std over seeds, 0 for a single run) of each score."""
+    out = []
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        rmse = np.array([r["rmse"] for r in mine])  # (n_seeds, n_components)
+        valid = np.array([r["valid_time_median"] for r in mine])
+        out.append({"label": label, "kind": mine[0]["kind"], "n_seeds": len(mine),
+                    "components": mine[0]["components"],
+                    "rmse_mean": rmse.mean(axis=0).tolist(), "rmse_std": rmse.std(axis=0).tolist(),
+                    "nrmse_mean": np.mean([r["nrmse"] for r in mine], axis=0).tolist(),
+                    "max_error": float(np.max([max(r["max_error"]) for r in mine])),
+                    "valid_time_mean": float(valid.mean()), "valid_time_std": float(valid.std()),
+                    "horizon": mine[0]["horizon"], "diverged": int(sum(r["diverged"] for r in mine)),
+                    "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in mine]))})
+    return out
+
+
+def save_result(result: StudyResult, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=_json_default))
+    tmp.replace(path)
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return str(value)
