@@ -74,8 +74,7 @@ def accuracy_table(observation: str, recurrent: dict, epochs_scale: float, basel
         if "epochs" in settings:
             settings["epochs"] = max(1, int(settings["epochs"] * epochs_scale))
         log(f"  fitting {kind} {settings}")
-        fit_kwargs = {"verbose": 0} if "epochs" in settings else {}
-        model = build_model(kind, **settings).fit(train, val, **fit_kwargs)
+        model = build_model(kind, **settings).fit(train, val, verbose=0)
         rollout = model.rollout(test)
         rows.append({"model": kind, "settings": settings, "fit_seconds": model.fit_seconds_,
                      "rollout_seconds": rollout.seconds, "rmse_x": rmse_x(rollout, test),

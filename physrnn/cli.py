@@ -220,10 +220,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         train_idx, val_idx, test_idx = split_by_trajectory(tr.n_traj, _fractions(args.split),
                                                            seed=args.split_seed)
-    fit_kwargs = {}
-    if hasattr(model.config, "epochs"):
-        fit_kwargs = {"verbose": 0 if args.quiet else 2, "checkpoint_dir": args.checkpoint_dir}
-    model.fit(data.take(train_idx), data.take(val_idx), **fit_kwargs)
+    model.fit(data.take(train_idx), data.take(val_idx), verbose=0 if args.quiet else 2,
+              checkpoint_dir=args.checkpoint_dir)
     model.provenance_ = {"data_file": str(Path(args.data).resolve()), "split_seed": args.split_seed,
                          "split": {"train": train_idx.tolist(), "validation": val_idx.tolist(),
                                    "test": test_idx.tolist()}}

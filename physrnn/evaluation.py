@@ -41,12 +41,16 @@ def rollout_to_file(model: StepModel, truth: Trajectories, truth_file: str | os.
     return result, write_trajectories(path, out)
 
 
-def evaluate_rollout(path: str, valid_fraction: float = 0.1) -> dict[str, Any]:
-    """Metrics of a rollout file against its truth file, over the closed-loop steps (after the context)."""
+def evaluate_rollout(path: str, valid_fraction: float = 0.1, *, truth: Trajectories | None = None) -> dict[str, Any]:
+    """Metrics of a rollout file against its truth, over the closed-loop steps (after the context).
+
+    ``truth`` is the file the rollout names (read from disk unless the caller already holds it).
+    """
     rolled = read_trajectories(path)
     if not rolled.method.startswith("rollout:"):
         raise ValueError(f"'{path}' holds {rolled.method} trajectories, not a rollout; give a file from physrnn rollout")
-    truth = read_trajectories(rolled.attrs["truth_file"])
+    if truth is None:
+        truth = read_trajectories(rolled.attrs["truth_file"])
     index = rolled.params["source_trajectory"]
     true = truth.states[index][:, : rolled.n_steps, : rolled.n_state]
     c = int(rolled.attrs["context"])

@@ -243,6 +243,8 @@ class StepModel(ABC):
 
     kind: ClassVar[str]
     config_class: ClassVar[type] = NoConfig
+    #: Whether fitting learns anything from the data (so a study trains it once per seed).
+    learns: ClassVar[bool] = True
 
     def __init__(self, config=None) -> None:
         self.config = self.config_class() if config is None else config
@@ -270,7 +272,11 @@ class StepModel(ABC):
 
     # -- the interface
     def fit(self, train: StepData, validation: StepData | None = None, **kwargs) -> StepModel:
-        """Fit on ``train`` (early stopping and scaling use ``validation`` and ``train`` only); returns self."""
+        """Fit on ``train`` (early stopping and scaling use ``validation`` and ``train`` only); returns self.
+
+        ``kwargs`` are training options (``verbose``, ``checkpoint_dir``, ``callbacks``) for models trained by
+        gradient descent; every other model accepts and ignores them, so callers need not tell them apart.
+        """
         if validation is not None and validation.spec != train.spec:
             raise ValueError("train and validation data were built with different feature specs")
         self.spec_, self.dt_ = train.spec, float(train.dt)
@@ -390,6 +396,8 @@ def load_model(path: str | os.PathLike) -> StepModel:
 # ----------------------------------------------------------------------------------------------- physics baselines
 class _PhysicsModel(StepModel):
     """Steps the true system; observation must be full (it needs the whole state)."""
+
+    learns = False
 
     def _fit(self, train, validation, **kwargs):
         if train.spec.observation != "full":

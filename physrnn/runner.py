@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,13 +24,7 @@ from .evaluation import evaluate_rollout, rollout_to_file
 from .models import build_model, load_model
 from .study import ModelEntry, StudyConfig, stage_key
 
-__all__ = ["StudyResult", "run_study"]
-
-_PHYSICS = ("persistence", "euler", "rk4")  # no fitted state, no seed: one run each
-
-
-class StudyResult(dict):
-    """Everything a report needs: the resolved config, provenance and one row per (model, seed)."""
+__all__ = ["run_study", "save_result", "summarise"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
@@ -38,14 +32,13 @@ def _entries(study: StudyConfig) -> list[ModelEntry]:
     return baselines + list(study.models)
 
 
-def _seeded(entry: ModelEntry) -> bool:
-    """Whether a model's result depends on a seed (its training split does for all fitted models)."""
-    return entry.kind not in _PHYSICS
-
-
 def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[str], None] = print,
-              fit_verbose: int = 0) -> StudyResult:
-    """Run (or resume) every stage of ``study``; returns the collected results (also written as JSON)."""
+              fit_verbose: int = 0) -> dict[str, Any]:
+    """Run (or resume) every stage of ``study``.
+
+    Returns everything a report needs: the resolved config, provenance, one row per (model, seed) and a
+    summary per model (see :func:`summarise`).
+    """
     root = Path(root)
     cache = root / "cache"
     for sub in ("simulate", "models", "rollouts"):
@@ -67,11 +60,12 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
 
     rows = []
     for entry in _entries(study):
-        for seed in (study.seeds if _seeded(entry) else (None,)):
-            settings = dict(entry.settings)
-            config_class = build_model(entry.kind, **settings).config_class
-            if seed is not None and "seed" in config_class.__dataclass_fields__:
-                settings["seed"] = seed
+        prototype = build_model(entry.kind, **entry.settings)
+        # A model that learns is trained once per seed (its split, and its own seed if it has one).
+        for seed in (study.seeds if prototype.learns else (None,)):
+            config, settings = prototype.config, dict(entry.settings)
+            if seed is not None and "seed" in {f.name for f in fields(config)}:
+                config, settings["seed"] = replace(config, seed=seed), seed
             split_seed = 0 if seed is None else seed
             model_key = stage_key("train", entry.kind, settings, study.features.to_config(), files["train"][0],
                                   split_seed, study.validation_fraction)
@@ -83,11 +77,9 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
             else:
                 fractions = (1 - study.validation_fraction, study.validation_fraction)
                 tr_idx, val_idx = split_by_trajectory(train_all.n_traj, fractions, seed=split_seed)
-                kwargs = {"verbose": fit_verbose} if hasattr(build_model(entry.kind, **settings).config,
-                                                            "epochs") else {}
                 log(f"[train] {name}: {entry.kind} {settings}")
-                model = build_model(entry.kind, **settings).fit(train_all.take(tr_idx), train_all.take(val_idx),
-                                                                **kwargs)
+                model = type(prototype)(config).fit(train_all.take(tr_idx), train_all.take(val_idx),
+                                                    verbose=fit_verbose)
                 model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed,
                                      "split": {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}}
                 model.save(model_path)
@@ -97,15 +89,14 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
                 log(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
                 rollout_to_file(model, test_tr, files["test"][1], np.arange(test_tr.n_traj), roll_path,
                                 model_file=model_path, context=study.context, selection="test")
-            metrics = evaluate_rollout(str(roll_path), study.valid_fraction)
+            metrics = evaluate_rollout(str(roll_path), study.valid_fraction, truth=test_tr)
             rows.append({"label": entry.label, "kind": entry.kind, "seed": seed, "settings": settings,
                          "model_file": str(model_path), "rollout_file": str(roll_path),
                          "fit_seconds": model.fit_seconds_, "history": model.history_, **metrics})
-    result = StudyResult(study=study.name, description=study.description, config=study.to_dict(),
-                         train_file=str(files["train"][1]), test_file=str(files["test"][1]),
-                         software=software_versions(), seconds=time.perf_counter() - started, rows=rows,
-                         summary=summarise(rows))
-    return result
+    return {"study": study.name, "description": study.description, "config": study.to_dict(),
+            "train_file": str(files["train"][1]), "test_file": str(files["test"][1]),
+            "software": software_versions(), "seconds": time.perf_counter() - started, "rows": rows,
+            "summary": summarise(rows)}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,7 +117,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def save_result(result: StudyResult, path: str | Path) -> Path:
+def save_result(result: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -138,6 +129,4 @@ def save_result(result: StudyResult, path: str | Path) -> Path:
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
-    if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)
     return str(value)
