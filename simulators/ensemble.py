@@ -197,13 +197,17 @@ class EigenParams:
 
     ``matrix`` is ``"random"`` (Gaussian orthogonal ensemble, see :func:`~simulators.random_symmetric`) or an
     explicit symmetric ``size`` × ``size`` list of lists; ``shared_matrix`` gives every trajectory the same
-    matrix (many starts of one problem) instead of one matrix each. Starts point in uniformly random
-    directions with norm ``initial_norm``.
+    matrix (many starts of one problem) instead of one matrix each. ``matrix_seed`` draws the random matrix
+    from its own seed rather than the ensemble's, so two ensembles (say, training and test starts) can share
+    one problem. ``negate`` flows with −A instead, whose limit is the eigenvector of λmin(A); the files then
+    hold −A as the matrix. Starts point in uniformly random directions with norm ``initial_norm``.
     """
 
     size: int = 6
     matrix: str | tuple[tuple[float, ...], ...] = "random"
     shared_matrix: bool = True
+    matrix_seed: int | None = None
+    negate: bool = False
     initial_norm: ParamSpec = ParamSpec("fixed", (1.0,))
 
     @classmethod
@@ -221,8 +225,14 @@ class EigenParams:
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
             raise ValueError(f"size must be a positive integer, got {self.size!r}")
-        if not isinstance(self.shared_matrix, bool):
-            raise TypeError(f"shared_matrix must be true or false, got {self.shared_matrix!r}")
+        for name in ("shared_matrix", "negate"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.matrix_seed is not None:
+            if isinstance(self.matrix_seed, bool) or not isinstance(self.matrix_seed, int) or self.matrix_seed < 0:
+                raise ValueError(f"matrix_seed must be an integer >= 0, got {self.matrix_seed!r}")
+            if not isinstance(self.matrix, str):
+                raise ValueError("matrix_seed is for a random matrix; drop it or set matrix = \"random\"")
         if isinstance(self.matrix, str):
             if self.matrix != "random":
                 raise ValueError(f"matrix must be \"random\" or a list of rows, got {self.matrix!r}")
@@ -234,15 +244,23 @@ class EigenParams:
 
     def to_config(self) -> dict[str, Any]:
         matrix = self.matrix if isinstance(self.matrix, str) else [list(r) for r in self.matrix]
-        return {"size": self.size, "matrix": matrix, "shared_matrix": self.shared_matrix,
-                "initial_norm": self.initial_norm.to_config()}
+        out = {"size": self.size, "matrix": matrix, "shared_matrix": self.shared_matrix,
+               "initial_norm": self.initial_norm.to_config()}
+        if self.matrix_seed is not None:
+            out["matrix_seed"] = self.matrix_seed
+        if self.negate:
+            out["negate"] = True
+        return out  # the defaults left out, so configs written before these options keep their cache keys
 
     def sample(self, n_traj: int, seed: int) -> tuple[EigenFlow, np.ndarray]:
         if isinstance(self.matrix, str):
             n_mat = None if self.shared_matrix else n_traj
-            a = random_symmetric(self.size, seed=_rng(seed, "matrix"), n_matrices=n_mat)
+            matrix_seed = seed if self.matrix_seed is None else self.matrix_seed
+            a = random_symmetric(self.size, seed=_rng(matrix_seed, "matrix"), n_matrices=n_mat)
         else:
             a = np.array(self.matrix, dtype=float)
+        if self.negate:
+            a = -a
         direction = _rng(seed, "x0").standard_normal((n_traj, self.size))
         direction /= np.linalg.norm(direction, axis=1, keepdims=True)
         x0 = direction * self.initial_norm.sample(n_traj, seed, "initial_norm")[:, None]

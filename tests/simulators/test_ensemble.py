@@ -90,6 +90,28 @@ def test_eigen_shared_and_per_trajectory_matrices(eigen):
     np.testing.assert_array_equal(shared.params["matrix"][0], shared.params["matrix"][2])
 
 
+def test_matrix_seed_shares_one_problem_and_negate_flows_with_minus_a():
+    def ens(seed, **params):
+        return generate(EnsembleConfig.from_dict({"system": "eigen", "n_traj": 3, "dt": 0.1, "n_steps": 3,
+                                                  "seed": seed, "params": {"size": 4, **params}}))
+
+    train, test = ens(1, matrix_seed=9), ens(2, matrix_seed=9)
+    np.testing.assert_array_equal(train.params["matrix"][0], test.params["matrix"][0])  # one problem...
+    assert not np.array_equal(train.params["x0"], test.params["x0"])  # ...from different starts
+    assert not np.array_equal(ens(1).params["matrix"][0], train.params["matrix"][0])  # default: the ensemble seed
+    negated = ens(2, matrix_seed=9, negate=True)
+    np.testing.assert_array_equal(negated.params["matrix"][0], -test.params["matrix"][0])
+    # The flow of -A ends on the eigenvector of lambda_min(A): its top eigenvalue is -lambda_min(A).
+    np.testing.assert_allclose(negated.params["eigenvalues"][0, -1], -np.linalg.eigvalsh(test.params["matrix"][0])[0],
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match=r"matrix_seed is for a random matrix"):
+        EnsembleConfig.from_dict({"system": "eigen", "n_traj": 1, "dt": 0.1, "n_steps": 2,
+                                  "params": {"size": 1, "matrix": [[1.0]], "matrix_seed": 3}})
+    with pytest.raises(TypeError, match=r"negate must be true or false, got 'yes'"):
+        EnsembleConfig.from_dict({"system": "eigen", "n_traj": 1, "dt": 0.1, "n_steps": 2,
+                                  "params": {"negate": "yes"}})
+
+
 def test_auto_horizon_from_spectral_gap():
     from simulators import convergence_time
 
