@@ -120,6 +120,12 @@ class RecurrentConfig:
         After Adam, this many iterations of full-batch L-BFGS (SciPy) on the same loss, kept only if the
         validation loss improves. Adam's gradient noise leaves a floor on the loss that a quasi-Newton
         polish removes cheaply on these small networks (0: none).
+    target : {"increment", "value"}
+        What the network's output layer predicts. "increment" (physrnn's form): g, the standardised
+        Euler-style increment. "value": the next observed value itself, standardised like the states — the
+        common textbook recipe, kept to reproduce it (``studies/course.toml``). Both are trained and rolled out
+        through the same update, ``g = (value − o_i)/Δt`` for the latter, so the loss differs only by a constant
+        factor; what differs is what the network has to represent.
     precision : {"float32", "float64"}
     seed : int
     """
@@ -136,12 +142,15 @@ class RecurrentConfig:
     patience: int = 20
     rollout_steps: int = 1
     refine_steps: int = 0
+    target: str = "increment"
     precision: str = "float32"
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in ("simplernn", "gru", "lstm"):
             raise ValueError(f"unknown recurrent cell {self.cell!r}; choose simplernn, gru or lstm")
+        if self.target not in ("increment", "value"):
+            raise ValueError(f"unknown target {self.target!r}; choose increment or value")
         for name in ("units", "layers", "window", "epochs", "batch_size", "patience", "rollout_steps"):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
@@ -395,14 +404,16 @@ def load_model(path: str | os.PathLike) -> StepModel:
 
 # ----------------------------------------------------------------------------------------------- physics baselines
 class _PhysicsModel(StepModel):
-    """Steps the true system; observation must be full (it needs the whole state)."""
+    """Steps the true system from the true state at the end of the context.
+
+    The baselines know the equations, so they are handed the whole true state there even under partial
+    observation (a position-only study compares its models with the physics observed the same way).
+    """
 
     learns = False
 
     def _fit(self, train, validation, **kwargs):
-        if train.spec.observation != "full":
-            raise ValueError(f"the {self.kind} baseline steps the true equations and needs the full state; "
-                             "use observation 'full'")
+        pass  # nothing to learn
 
     @abstractmethod
     def _step(self, system, t: float, state: np.ndarray, dt: float) -> np.ndarray: ...
@@ -411,7 +422,7 @@ class _PhysicsModel(StepModel):
         n = data.n_traj
         out = np.full((n, n_steps, data.n_obs), np.nan)
         out[:, :context] = data.observed[:, :context]
-        state = data.observed[:, context - 1].copy()
+        state = data.states[:, context - 1].copy()
         alive = np.ones(n, dtype=bool)
         diverged_at = np.full(n, -1)
         with np.errstate(all="ignore"):
@@ -421,15 +432,12 @@ class _PhysicsModel(StepModel):
                 diverged_at[bad] = i
                 alive &= ~bad
                 state[~alive] = 0.0
-                out[alive, i] = state[alive]
+                out[alive, i] = state[alive, : data.n_obs]
         return out, diverged_at
 
 
 class Persistence(_PhysicsModel):
     kind = "persistence"
-
-    def _fit(self, train, validation, **kwargs):
-        pass  # g = 0 needs nothing, observes anything
 
     def _step(self, system, t, state, dt):
         return state
@@ -563,6 +571,25 @@ class Standardize(keras.layers.Layer):
         return {**super().get_config(), "size": self.size, "invert": self.invert}
 
 
+@keras.saving.register_keras_serializable(package="physrnn")
+class IncrementFromValue(keras.layers.Layer):
+    """``g = (value − o_i)/Δt``: a network that predicts the next value, seen through the Euler-style update.
+
+    Called on ``[value, window]``; ``o_i`` is the first ``n_obs`` columns of the window's last input.
+    """
+
+    def __init__(self, n_obs: int, dt: float, **kwargs):
+        super().__init__(**kwargs)
+        self.n_obs, self.dt = int(n_obs), float(dt)
+
+    def call(self, inputs):
+        value, window = inputs
+        return (value - window[:, -1, : self.n_obs]) / self.dt
+
+    def get_config(self):
+        return {**super().get_config(), "n_obs": self.n_obs, "dt": self.dt}
+
+
 def _standardize(scaler: Scaler, name: str, dtype: str, invert: bool = False) -> Standardize:
     layer = Standardize(len(scaler.mean), invert=invert, dtype=dtype, name=name)
     layer.set_statistics(scaler)
@@ -678,15 +705,17 @@ class RecurrentStepModel(_NetworkModel):
     def min_context(self) -> int:
         return self.config.window
 
-    def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler) -> keras.Model:
+    def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler, dt: float) -> keras.Model:
         cfg, dtype = self.config, self.config.precision
         inp = keras.Input((cfg.window, n_in), dtype=dtype, name="window")
         z = _standardize(in_scaler, "input_scaling", dtype)(inp)
         for layer in range(cfg.layers):
             z = _CELLS[cfg.cell](cfg.units, return_sequences=layer + 1 < cfg.layers, dtype=dtype,
                                  name=f"{cfg.cell}_{layer}")(z)
-        z = keras.layers.Dense(n_obs, dtype=dtype, name="increment_scaled")(z)
-        out = _standardize(out_scaler, "increment", dtype, invert=True)(z)
+        z = keras.layers.Dense(n_obs, dtype=dtype, name=f"{cfg.target}_scaled")(z)
+        out = _standardize(out_scaler, cfg.target, dtype, invert=True)(z)
+        if cfg.target == "value":
+            out = IncrementFromValue(n_obs, dt, dtype=dtype, name="increment")([out, inp])
         return keras.Model(inp, out, name=f"{cfg.cell}_step_model")
 
     def _fit(self, train, validation, *, verbose: int | str = "auto", checkpoint_dir: str | None = None,
@@ -695,9 +724,10 @@ class RecurrentStepModel(_NetworkModel):
         keras.utils.set_random_seed(cfg.seed)
         x, y = train.windows(cfg.window, cfg.rollout_steps)
         in_scaler = Scaler.fit(train.inputs[:, :-1])
-        out_scaler = Scaler.fit(train.targets)
-        self.network_ = self._build(x.shape[-1], train.n_obs, in_scaler, out_scaler)
-        trainer = _StepTrainer(self.network_, out_scaler.scale, train.dt, cfg.window, cfg.rollout_steps,
+        increment_scaler = Scaler.fit(train.targets)
+        out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])
+        self.network_ = self._build(x.shape[-1], train.n_obs, in_scaler, out_scaler, train.dt)
+        trainer = _StepTrainer(self.network_, increment_scaler.scale, train.dt, cfg.window, cfg.rollout_steps,
                                train.n_obs, cfg.precision)
         val = None
         if validation is not None:

@@ -51,6 +51,40 @@ def test_physics_baselines(small_train, held_out):
                                                                         persistence.observed.shape))
 
 
+def test_physics_baselines_under_position_observation():
+    # Euler and RK4 step the true full state from the end of the context; seen through x they must give
+    # exactly the x column of the full-observation rollout.
+    full, position = FeatureSpec(system="oscillator"), FeatureSpec(system="oscillator", observation="position")
+    test_full, test_x = _data(full, n_traj=2, t_end=10.0, seed=9), _data(position, n_traj=2, t_end=10.0, seed=9)
+    for kind in ("euler", "rk4"):
+        seen = build_model(kind).fit(test_x).rollout(test_x, context=3)
+        whole = build_model(kind).fit(test_full).rollout(test_full, context=3)
+        assert seen.observed.shape == (2, 201, 1)
+        np.testing.assert_array_equal(seen.observed[..., 0], whole.observed[..., 0])
+
+
+def test_value_target_is_the_same_update_seen_differently(small_train, small_val, held_out, tmp_path):
+    # A network predicting the next value is rolled out through g = (value − o_i)/Δt: after training, its
+    # one-step prediction from true inputs must equal o_i + Δt·g to rounding, and it saves and reloads.
+    model = build_model("simplernn", units=8, window=3, epochs=2, target="value").fit(small_train, small_val,
+                                                                                    verbose=0)
+    assert [layer.name for layer in model.network_.layers][-2:] == ["value", "increment"]
+    x, _ = held_out.windows(3)
+    g = np.asarray(model.network_(x[:5].astype("float32")))
+    np.testing.assert_allclose(x[:5, -1, :2] + held_out.dt * g, np.asarray(
+        _value_of(model, x[:5])), rtol=0, atol=1e-5)  # float32: values O(1), a few ulp of 1e-7 times 1/Δt
+    loaded = load_model(model.save(tmp_path / "value.keras"))
+    np.testing.assert_array_equal(loaded.rollout(held_out).observed, model.rollout(held_out).observed)
+
+
+def _value_of(model, x):
+    """The network's next-value output (before it is turned into an increment)."""
+    import keras
+
+    inner = keras.Model(model.network_.inputs[0], model.network_.get_layer("value").output)
+    return inner(x.astype("float32"))
+
+
 def test_esn_readout_matches_a_direct_least_squares_solve(small_train):
     model = build_model("esn", units=40, washout=20, ridge=0.0).fit(small_train)
     feats = model.features(small_train.inputs[:, :-1])[:, 20:].reshape(-1, 40 + 4)
