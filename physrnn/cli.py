@@ -288,7 +288,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     study = load_study(args.config)  # the whole config is checked before any work
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    result = run_study(study, root=args.root, log=log)
+    result = run_study(study, root=args.root, log=log, fit_verbose=0 if args.quiet else 2)  # 2: a line per epoch
     out = _report_dir(args.root, study.name)
     save_result(result, out / "results.json")
     page = write_report(result, out, study_file=args.config)

@@ -12,6 +12,8 @@ prediction (a diverged rollout) propagates: a diverged trajectory has NaN error,
 ``max_error``          :math:`\max_t |\hat s - s|`
 ``valid_time``         first time :math:`|\hat s - s|` exceeds ``fraction`` × the true signal's range
                        (max − min over the horizon) in any component; the horizon's end if never
+``energy_error``       :math:`\max_t |E(\hat s) - E(s)| / \max_t E(s)` of the oscillator's energy
+                       :math:`E = v^2/2 + \omega_0^2 x^2/2` (full observation only)
 ``steady_state``       amplitude and phase of the component at frequency Ω, by least squares on a window
 ``damping_from_decay`` damped angular frequency and damping ratio from successive maxima (log decrement)
 ``eigen_errors``       eigenvalue error of the Rayleigh quotient, eigenvector angle, norm drift
@@ -24,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DecayFit", "EigenErrors", "SteadyState", "damping_from_decay", "eigen_errors", "max_error", "nrmse",
-           "rmse", "steady_state", "valid_time"]
+__all__ = ["DecayFit", "EigenErrors", "SteadyState", "damping_from_decay", "eigen_errors", "energy_error",
+           "max_error", "nrmse", "rmse", "steady_state", "valid_time"]
 
 
 def _pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +59,25 @@ def max_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Largest absolute error over time, shape (n_traj, n_state); NaN if the prediction has any NaN."""
     pred, true = _pair(pred, true)
     return np.max(np.abs(pred - true), axis=-2)
+
+
+def energy_error(pred: np.ndarray, true: np.ndarray, natural_frequency: np.ndarray | float) -> np.ndarray:
+    """Largest energy error relative to the largest true energy, per trajectory.
+
+    ``E = v²/2 + ω0² x²/2`` per unit mass, with states (x, v) in the last axis, shape (n_traj, n_steps, 2).
+    The scale is the trajectory's own largest energy, so a decaying or driven trajectory is judged against
+    what it holds, not against zero.
+    """
+    pred, true = _pair(pred, true)
+    if pred.shape[-1] != 2:
+        raise ValueError(f"energy needs the state (x, v); got {pred.shape[-1]} component(s)")
+    w0 = np.broadcast_to(np.asarray(natural_frequency, dtype=float), pred.shape[:1])[:, None]
+
+    def energy(s):
+        return 0.5 * s[..., 1] ** 2 + 0.5 * (w0 * s[..., 0]) ** 2
+
+    e_true = energy(true)
+    return np.max(np.abs(energy(pred) - e_true), axis=-1) / np.max(e_true, axis=-1)
 
 
 def valid_time(pred: np.ndarray, true: np.ndarray, time: np.ndarray, *, fraction: float = 0.1) -> np.ndarray:

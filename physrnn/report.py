@@ -14,6 +14,8 @@ import numpy as np
 
 from simulators.trajectory_file import read_trajectories
 
+from .analysis import HEADLINES
+
 __all__ = ["write_report"]
 
 _COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
@@ -87,7 +89,101 @@ def _figures(result: dict[str, Any]) -> dict[str, bytes]:
         ax.set(xlabel="epoch", ylabel="one-step loss (scaled increments, MSE)", title="Training curves")
         ax.legend(ncol=2, fontsize=8)
         figures["training"] = _png(fig)
+    kind = runs[0].get("physics", {}).get("kind")
+    if kind == "resonance":
+        figures["resonance"] = _resonance_figure(runs, truth, colours, plt)
+    elif kind == "decay":
+        figures["decay"] = _decay_figure(runs, truth, colours, plt)
+    elif kind == "eigen":
+        figures["eigenvalue"] = _eigen_figure(runs, rolled, truth, colours, plt)
     return figures
+
+
+def _resonance_figure(runs, truth, colours, plt) -> bytes:
+    """Learned steady state against the resonance curve (one curve when η, ω0, F0 are shared by the test set;
+    otherwise learned against analytic amplitude, point by point)."""
+    from simulators import steady_state_response
+
+    first = runs[0]["physics_trajectories"]
+    om = np.asarray(first["drive_frequency"])
+    p = truth.params
+    shared = all(np.ptp(np.asarray(p[k], float)) == 0 for k in ("damping", "natural_frequency", "drive_amplitude"))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    if shared:
+        grid = np.linspace(om.min(), om.max(), 400)
+        eta, w0 = float(np.ravel(p["damping"])[0]), float(np.ravel(p["natural_frequency"])[0])
+        f0 = abs(float(np.ravel(p["drive_amplitude"])[0]))
+        gain, lag = steady_state_response(eta, w0, grid)
+        axes[0].plot(grid, f0 * gain, color="black", lw=2, label="F0/√((ω0²−Ω²)²+(ηΩ)²)")
+        axes[1].plot(grid, lag, color="black", lw=2, label="atan2(ηΩ, ω0²−Ω²)")
+        order = np.argsort(om)
+        for r in runs:
+            t = r["physics_trajectories"]
+            axes[0].plot(om[order], np.asarray(t["amplitude"])[order], "o", ms=3, color=colours[r["label"]],
+                         label=r["label"])
+            axes[1].plot(om[order], np.asarray(t["lag"])[order], "o", ms=3, color=colours[r["label"]],
+                         label=r["label"])
+        axes[0].set(xlabel="drive frequency Ω [1/T]", ylabel="steady-state amplitude [L]",
+                    title=f"Resonance curve (η = {eta:g}, ω0 = {w0:g}, F0 = {f0:g})")
+        axes[1].set(xlabel="drive frequency Ω [1/T]", ylabel="phase lag [rad]", title="Phase lag")
+    else:
+        exact = np.asarray(first["amplitude_exact"])
+        line = [exact.min(), exact.max()]
+        axes[0].plot(line, line, color="black", lw=1.5, label="exact = learned")
+        for r in runs:
+            t = r["physics_trajectories"]
+            axes[0].plot(exact, t["amplitude"], "o", ms=3, color=colours[r["label"]], label=r["label"])
+            axes[1].semilogy(om, np.maximum(np.asarray(t["amplitude_rel_error"]), 1e-17), "o", ms=3,
+                             color=colours[r["label"]], label=r["label"])
+        axes[0].set(xlabel="analytic amplitude [L]", ylabel="learned steady-state amplitude [L]",
+                    title="Steady-state amplitude, trajectory by trajectory")
+        axes[1].set(xlabel="drive frequency Ω [1/T]", ylabel="|amplitude / analytic − 1|",
+                    title="Relative amplitude error (log scale)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _decay_figure(runs, truth, colours, plt) -> bytes:
+    """Damping ratio recovered from each rollout's maxima against the true ζ (under-damped trajectories)."""
+    zeta = np.asarray(truth.params["damping"], float) / (2 * np.asarray(truth.params["natural_frequency"], float))
+    under = zeta < 1  # the rollouts hold the test trajectories in order
+    top = float(zeta[under].max()) if under.any() else 1.0
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].plot([0, top], [0, top], color="black", lw=1.5, label="recovered = true")
+    for r in runs:
+        t = r["physics_trajectories"]
+        axes[0].plot(zeta[under], np.asarray(t["damping_ratio"], float)[under], "o", ms=3,
+                     color=colours[r["label"]], label=r["label"])
+        axes[1].semilogy(zeta[under], np.maximum(np.asarray(t["damping_ratio_error"], float)[under], 1e-17), "o",
+                         ms=3, color=colours[r["label"]], label=r["label"])
+    axes[0].set(xlabel="true damping ratio ζ = η/(2ω0)", ylabel="ζ from the rollout's log decrement",
+                title="Recovered damping ratio (under-damped test trajectories)")
+    axes[1].set(xlabel="true damping ratio ζ", ylabel="|ζ error|", title="Damping-ratio error (log scale)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _eigen_figure(runs, rolled, truth, colours, plt) -> bytes:
+    """Relative error of the Rayleigh quotient against time: median and range over the test starts."""
+    from .analysis import rayleigh_error_trace
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    first = next(iter(rolled.values()))
+    matrix = first.params["matrix"]
+    src = first.params["source_trajectory"]
+    exact = rayleigh_error_trace(truth.states[src][:, : first.n_steps], matrix)
+    tiny = 1e-17
+    ax.semilogy(first.time, np.maximum(np.median(exact, axis=0), tiny), color="black", lw=2.5, label="exact")
+    for label, r in rolled.items():
+        trace = np.maximum(rayleigh_error_trace(r.states, r.params["matrix"]), tiny)
+        ax.semilogy(r.time, np.median(trace, axis=0), color=colours[label], lw=1.2, label=f"{label} (median)")
+        ax.fill_between(r.time, trace.min(axis=0), trace.max(axis=0), color=colours[label], alpha=0.12)
+    ax.set(xlabel="time t [T]", ylabel="|xᵀAx/xᵀx − λmax| / |λmax|",
+           title="Eigenvalue convergence: Rayleigh quotient of the rollout (band: all test starts)")
+    ax.legend(ncol=3, fontsize=8)
+    return _png(fig)
 
 
 def _png(fig) -> bytes:
@@ -100,70 +196,181 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _pm(mean, std, fmt: str = ".3e", spread: str = ".1e") -> str:
+    if mean is None or not np.isfinite(mean):
+        return "–" if mean is None else "nan"
+    return f"{mean:{fmt}} ± {std:{spread}}"
+
+
 def _summary_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    comps = result["summary"][0]["components"]
-    head = (["model", "seeds"] + [f"RMSE {c} (± std over seeds)" for c in comps] + [f"NRMSE {c}" for c in comps]
-            + ["max error", "valid time / horizon", "diverged", "fit s"])
+    summary = result["summary"]
+    comps = summary[0]["components"]
+    periods = "valid_periods_median_mean" in summary[0]
+    energy = "energy_error_mean" in summary[0]
+    head = (["model", "seeds"] + [f"RMSE {c}" for c in comps] + [f"NRMSE {c}" for c in comps]
+            + ["max error", "valid time / horizon"] + (["valid periods"] if periods else [])
+            + (["energy error"] if energy else []) + ["diverged", "fit s"])
     rows = []
-    for s in result["summary"]:
+    for s in summary:
         rows.append([s["label"], str(s["n_seeds"])]
-                    + [f"{m:.3e} ± {d:.1e}" for m, d in zip(s["rmse_mean"], s["rmse_std"])]
+                    + [_pm(m, d) for m, d in zip(s["rmse_mean"], s["rmse_std"])]
                     + [f"{v:.3e}" for v in s["nrmse_mean"]]
-                    + [f"{s['max_error']:.2e}", f"{s['valid_time_mean']:.1f} ± {s['valid_time_std']:.1f} / "
-                                                 f"{s['horizon']:.1f}", str(s["diverged"]),
-                       f"{s['fit_seconds_mean']:.2f}"])
+                    + [f"{s['max_error']:.2e}",
+                       f"{_pm(s['valid_time_median_mean'], s['valid_time_median_std'], '.1f', '.1f')} / "
+                       f"{s['horizon']:.1f}"]
+                    + ([_pm(s["valid_periods_median_mean"], s["valid_periods_median_std"], ".1f", ".1f")]
+                       if periods else [])
+                    + ([_pm(s["energy_error_mean"], s["energy_error_std"], ".2e", ".1e")] if energy else [])
+                    + [str(s["diverged"]), f"{s['fit_seconds_mean']:.2f}"])
     return head, rows
 
 
+def _group_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """Per group of test trajectories: RMSE of the first component and the first physical figure."""
+    summary = result["summary"]
+    labels = list(summary[0].get("groups", {}))
+    if not labels:
+        return None
+    comp = summary[0]["components"][0]
+    kind = summary[0].get("physics_kind")
+    key, name = next(iter(HEADLINES[kind].items())) if kind else (None, None)
+    counts = {g: summary[0]["groups"][g]["n_traj"] for g in labels}
+    head = ["model"]
+    for g in labels:
+        head.append(f"{g} ({counts[g]}): RMSE {comp}")
+        if key:
+            head.append(f"{g}: {name}")
+    rows = []
+    for s in summary:
+        row = [s["label"]]
+        for g in labels:
+            part = s["groups"][g]
+            row.append(_pm(part["rmse_mean"][0], part["rmse_std"][0]))
+            if key:
+                row.append(_pm(*part["physics"][key], ".2e", ".1e"))
+        rows.append(row)
+    return head, rows
+
+
+def _physics_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    summary = result["summary"]
+    kind = summary[0].get("physics_kind")
+    if not kind:
+        return None
+    keys = list(summary[0]["physics"])
+    titles = {**HEADLINES[kind], "eigenvalue_rel_error_max": "eigenvalue rel. error (worst start)"}
+    head = ["model"] + [titles[k] for k in keys]
+    rows = [[s["label"]] + [_pm(*s["physics"][k], ".2e", ".1e") for k in keys] for s in summary]
+    exact = result.get("physics_exact") or {}
+    rows.append(["exact solution (estimator floor)"] + [f"{exact[k]:.2e}" if k in exact else "–" for k in keys])
+    return head, rows
+
+
+_PHYSICS_NOTES = {
+    "decay": "Free motion: ζ and ω_d recovered from the closed-loop rollout's maxima (log decrement), against "
+             "ζ = η/(2ω0) and ω_d = ω0√(1−ζ²); median over the under-damped test trajectories (critically and "
+             "over-damped motion has no maxima to count).",
+    "resonance": "Driven motion: amplitude and phase lag at Ω fitted by least squares on the last "
+                 "{steady:.0%} of the closed-loop rollout, against F0/√((ω0²−Ω²)²+(ηΩ)²) and atan2(ηΩ, ω0²−Ω²); "
+                 "median over the test trajectories.",
+    "eigen": "Eigen flow: the Rayleigh quotient xᵀAx/xᵀx of each rollout's last state against λmax of the flow's "
+             "matrix from numpy.linalg.eigh (relative error; for a flow of −A this is λmin(A) = −λmax(−A)), the "
+             "angle to the eigenvector and the largest relative drift of ‖x‖ (conserved exactly by the flow); "
+             "median over the test starts, and the worst start.",
+}
+
+
+def _markdown_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+            + "</table>")
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str = "") -> Path:
-    """Write report.html, report.md, metrics.json, metrics.csv and figures/ for a study result."""
+    """Write report.html, report.md, metrics.json, metrics.csv, config.json, study.log and figures/.
+
+    Each file is written to a temporary name and renamed, so an interrupted run leaves the last complete
+    report in place.
+    """
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     figures = _figures(result)
     for name, png in figures.items():
         (out / "figures" / f"{name}.png").write_bytes(png)
-    (out / "metrics.json").write_text(json.dumps({"summary": result["summary"], "runs": [
-        {k: v for k, v in r.items() if k != "history"} for r in result["rows"]]}, indent=2, default=str))
-    head, rows = _summary_table(result)
-    with open(out / "metrics.csv", "w", newline="") as f:
-        writer = csv.writer(f)
+    _write(out / "metrics.json", json.dumps({"summary": result["summary"], "physics_exact": result.get("physics_exact"),
+                                             "groups": result.get("groups", {}), "runs": [
+        {k: v for k, v in r.items() if k not in ("history", "physics_trajectories")} for r in result["rows"]]},
+        indent=2, default=str))
+    _write(out / "config.json", json.dumps(result["config"], indent=2))
+    _write(out / "study.log", "\n".join(result.get("log", [])) + "\n")
+    tables = [("Summary", _summary_table(result), None)]
+    groups = _group_table(result)
+    if groups:
+        tables.append((f"By group ({result['config']['rollout'].get('group_by')})", groups,
+                       "Mean ± std over seeds within each group of test trajectories (number in brackets)."))
+    physics = _physics_table(result)
+    if physics:
+        kind = result["summary"][0]["physics_kind"]
+        tables.append(("Physics recovered from the rollouts", physics,
+                       _PHYSICS_NOTES[kind].format(steady=result["config"]["rollout"].get("steady_fraction", 1 / 3))))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for title, (head, rows), _ in tables:
+        writer.writerow([title])
         writer.writerow(head)
         writer.writerows(rows)
+        writer.writerow([])
+    _write(out / "metrics.csv", buf.getvalue())
     reproduce = f"physrnn study {study_file}" if study_file else "physrnn study studies/NAME.toml"
-    notes = ("Scores are over the closed-loop steps of the test trajectories (after the true context). NRMSE = RMSE "
-             "/ standard deviation in time of the true signal. Valid time = time until the error first exceeds "
-             f"{result['config']['rollout']['valid_fraction']:g} of the true signal's range (median over test "
-             "trajectories, then mean ± std over seeds).")
+    notes = ("Scores are over the closed-loop steps of the test trajectories (after the true context), mean ± std "
+             "over seeds. NRMSE = RMSE / standard deviation in time of the true signal. Valid time = time until "
+             f"the error first exceeds {result['config']['rollout']['valid_fraction']:g} of the true signal's range "
+             "(median over test trajectories); in periods of the drive (2π/Ω), or of the free motion (2π/ω_d, "
+             "2π/ω0 when not under-damped). Energy error = max over time of |E − E_exact| / max E_exact, "
+             "E = v²/2 + ω0²x²/2. Physics baselines (persistence, Euler, RK4) start from the true full state at "
+             "the end of the context and have no seed.")
+    tables[0] = (tables[0][0], tables[0][1], notes)
     versions = ", ".join(f"{k} {v}" for k, v in result["software"].items())
 
-    md = [f"# Study: {result['study']}", "", result["description"], "", "## Summary", "",
-          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    md += ["", notes, "", "## Figures", ""] + [f"![{n}](figures/{n}.png)" for n in figures]
+    md = [f"# Study: {result['study']}", "", result["description"], ""]
+    for title, (head, rows), note in tables:
+        md += [f"## {title}", ""] + _markdown_table(head, rows) + [""] + ([note, ""] if note else [])
+    md += ["## Figures", ""] + [f"![{n}](figures/{n}.png)" for n in figures]
     md += ["", "## What was run", "", f"- Reproduce: `{reproduce}`", f"- Training data: `{result['train_file']}`",
            f"- Test data: `{result['test_file']}`", f"- Software: {versions}", f"- Wall time: {result['seconds']:.1f} s",
+           "- Resolved config: `config.json`; log: `study.log`; every metric: `metrics.json`, `metrics.csv`",
            "", "```json", json.dumps(result["config"], indent=2), "```", ""]
-    (out / "report.md").write_text("\n".join(md))
+    _write(out / "report.md", "\n".join(md))
 
     def img(name: str) -> str:
         return (f'<figure><img alt="{name}" src="data:image/png;base64,'
                 f'{base64.b64encode(figures[name]).decode()}"></figure>')
 
-    table = ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-             + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-             + "</table>")
+    sections = "".join(f"<h2>{html.escape(title)}</h2>{_html_table(head, rows)}"
+                       + (f"<p>{html.escape(note)}</p>" if note else "") for title, (head, rows), note in tables)
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Study: {html.escape(result['study'])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:0.9em}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 th{{background:#f3f3f3}}td:first-child{{text-align:left}}img{{max-width:100%}}pre{{background:#f7f7f7;padding:1em;
 overflow-x:auto}}</style></head><body>
 <h1>Study: {html.escape(result['study'])}</h1><p>{html.escape(result['description'])}</p>
-<h2>Summary</h2>{table}<p>{html.escape(notes)}</p>
+{sections}
 <h2>Figures</h2>{''.join(img(n) for n in figures)}
 <h2>What was run</h2><ul><li>Reproduce: <code>{html.escape(reproduce)}</code></li>
 <li>Training data: <code>{html.escape(result['train_file'])}</code></li>
 <li>Test data: <code>{html.escape(result['test_file'])}</code></li>
-<li>Software: {html.escape(versions)}</li><li>Wall time: {result['seconds']:.1f} s</li></ul>
+<li>Software: {html.escape(versions)}</li><li>Wall time: {result['seconds']:.1f} s</li>
+<li>Resolved config: config.json; log: study.log (beside this page)</li></ul>
 <pre>{html.escape(json.dumps(result['config'], indent=2))}</pre></body></html>"""
-    (out / "report.html").write_text(page)
+    _write(out / "report.html", page)
     return out / "report.html"

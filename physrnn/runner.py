@@ -19,6 +19,7 @@ import numpy as np
 from simulators.ensemble import simulate_to_file
 from simulators.trajectory_file import read_trajectories, software_versions
 
+from .analysis import groups_of
 from .data import build_step_data, split_by_trajectory
 from .evaluation import evaluate_rollout, rollout_to_file
 from .models import build_model, load_model
@@ -28,7 +29,10 @@ __all__ = ["run_study", "save_result", "summarise"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
-    baselines = [ModelEntry(label=b, kind=b, settings={}) for b in study.baselines]
+    # Under position-only observation the linear baseline sees two past positions: one position cannot fix
+    # the state, two do (and the map is exact for a linear system), so window 1 would be a strawman.
+    linear = {"window": 2} if study.features.observation == "position" else {}
+    baselines = [ModelEntry(label=b, kind=b, settings=linear if b == "linear" else {}) for b in study.baselines]
     return baselines + list(study.models)
 
 
@@ -39,6 +43,12 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
     Returns everything a report needs: the resolved config, provenance, one row per (model, seed) and a
     summary per model (see :func:`summarise`).
     """
+    lines: list[str] = []
+
+    def note(message: str) -> None:  # shown as it happens and kept for the stored log
+        lines.append(f"{time.strftime('%H:%M:%S')} {message}")
+        log(message)
+
     root = Path(root)
     cache = root / "cache"
     for sub in ("simulate", "models", "rollouts"):
@@ -50,13 +60,15 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
         key = stage_key("simulate", config.to_dict())
         path = cache / "simulate" / f"{key}.h5"
         if path.exists():
-            log(f"[simulate] {part}: cached {path}")
+            note(f"[simulate] {part}: cached {path}")
         else:
-            log(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
+            note(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
             simulate_to_file(config, path)
         files[part] = (key, path)
     train_tr, test_tr = read_trajectories(files["train"][1]), read_trajectories(files["test"][1])
     train_all = build_step_data(train_tr, study.features)
+    groups = groups_of(study.group_by, test_tr.params, train_params=train_tr.params,
+                       parameters=study.features.parameters)
 
     rows = []
     for entry in _entries(study):
@@ -73,11 +85,11 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
             name = entry.label + ("" if seed is None else f" seed {seed}")
             if model_path.exists():
                 model = load_model(model_path)
-                log(f"[train] {name}: cached")
+                note(f"[train] {name}: cached")
             else:
                 fractions = (1 - study.validation_fraction, study.validation_fraction)
                 tr_idx, val_idx = split_by_trajectory(train_all.n_traj, fractions, seed=split_seed)
-                log(f"[train] {name}: {entry.kind} {settings}")
+                note(f"[train] {name}: {entry.kind} {settings}")
                 model = type(prototype)(config).fit(train_all.take(tr_idx), train_all.take(val_idx),
                                                     verbose=fit_verbose)
                 model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed,
@@ -86,34 +98,56 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
             roll_key = stage_key("rollout", model_key, files["test"][0], study.context)
             roll_path = cache / "rollouts" / f"{roll_key}.h5"
             if not roll_path.exists():
-                log(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
+                note(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
                 rollout_to_file(model, test_tr, files["test"][1], np.arange(test_tr.n_traj), roll_path,
                                 model_file=model_path, context=study.context, selection="test")
-            metrics = evaluate_rollout(str(roll_path), study.valid_fraction, truth=test_tr)
+            metrics = evaluate_rollout(str(roll_path), study.valid_fraction, truth=test_tr, groups=groups,
+                                       steady_fraction=study.steady_fraction)
+            note(f"[evaluate] {name}: RMSE " + ", ".join(f"{c} {v:.3g}" for c, v in zip(metrics["components"],
+                                                                                    metrics["rmse"]))
+                 + f"; valid time {metrics['valid_time_median']:.1f} of {metrics['horizon']:.1f}")
             rows.append({"label": entry.label, "kind": entry.kind, "seed": seed, "settings": settings,
                          "model_file": str(model_path), "rollout_file": str(roll_path),
                          "fit_seconds": model.fit_seconds_, "history": model.history_, **metrics})
     return {"study": study.name, "description": study.description, "config": study.to_dict(),
             "train_file": str(files["train"][1]), "test_file": str(files["test"][1]),
             "software": software_versions(), "seconds": time.perf_counter() - started, "rows": rows,
-            "summary": summarise(rows)}
+            "summary": summarise(rows), "groups": {k: v.tolist() for k, v in groups.items()},
+            "physics_exact": rows[0].get("physics_exact"), "log": lines}
+
+
+def _spread(values: list[Any]) -> tuple[Any, Any]:
+    """Mean and std over seeds (elementwise for per-component lists); NaN stays NaN."""
+    a = np.array(values, dtype=float)
+    return a.mean(axis=0).tolist(), a.std(axis=0).tolist()
+
+
+def _scores(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over seeds of every score the runs share (a whole test set, or one group of it)."""
+    out: dict[str, Any] = {"n_traj": runs[0]["n_traj"]}
+    for key in ("rmse", "nrmse", "valid_time_median", "valid_periods_median", "energy_error"):
+        if key in runs[0]:
+            out[f"{key}_mean"], out[f"{key}_std"] = _spread([r[key] for r in runs])
+    out["max_error"] = float(np.max([max(r["max_error"]) for r in runs]))
+    if "physics" in runs[0]:
+        out["physics"] = {k: _spread([r["physics"][k] for r in runs])
+                          for k in runs[0]["physics"] if k != "kind"}
+    return out
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per model: mean and spread (std over seeds, 0 for a single run) of each score."""
+    """One line per model: mean and spread (std over seeds, 0 for a single run) of each score, overall and
+    per group of test trajectories."""
     out = []
     for label in dict.fromkeys(r["label"] for r in rows):
         mine = [r for r in rows if r["label"] == label]
-        rmse = np.array([r["rmse"] for r in mine])  # (n_seeds, n_components)
-        valid = np.array([r["valid_time_median"] for r in mine])
-        out.append({"label": label, "kind": mine[0]["kind"], "n_seeds": len(mine),
-                    "components": mine[0]["components"],
-                    "rmse_mean": rmse.mean(axis=0).tolist(), "rmse_std": rmse.std(axis=0).tolist(),
-                    "nrmse_mean": np.mean([r["nrmse"] for r in mine], axis=0).tolist(),
-                    "max_error": float(np.max([max(r["max_error"]) for r in mine])),
-                    "valid_time_mean": float(valid.mean()), "valid_time_std": float(valid.std()),
-                    "horizon": mine[0]["horizon"], "diverged": int(sum(r["diverged"] for r in mine)),
-                    "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in mine]))})
+        entry = {"label": label, "kind": mine[0]["kind"], "n_seeds": len(mine), "components": mine[0]["components"],
+                 "horizon": mine[0]["horizon"], "diverged": int(sum(r["diverged"] for r in mine)),
+                 "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in mine])), **_scores(mine)}
+        if "physics" in mine[0]:
+            entry["physics_kind"] = mine[0]["physics"]["kind"]
+        entry["groups"] = {g: _scores([r["groups"][g] for r in mine]) for g in mine[0].get("groups", {})}
+        out.append(entry)
     return out
 
 

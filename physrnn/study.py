@@ -32,6 +32,8 @@ and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru 
     [rollout]
     context = 8                 # true states before the loop closes (default: each model's minimum)
     valid_fraction = 0.1        # valid time: error beyond this fraction of the signal's range
+    group_by = "regime"         # break the test set down: regime, training_range or a parameter name
+    steady_fraction = 0.33      # share of the horizon the steady-state (resonance) fit uses
 
 Each stage's output is keyed by :func:`stage_key`, a hash of exactly the inputs that determine it, so a
 re-run can skip finished stages and an interrupted study resume.
@@ -55,7 +57,10 @@ __all__ = ["ModelEntry", "StudyConfig", "StudyConfigError", "load_study", "stage
 
 _SECTIONS = {"study": True, "features": True, "train": True, "test": True, "models": True, "rollout": False}
 _STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction")
-_ROLLOUT_KEYS = ("context", "valid_fraction")
+_ROLLOUT_KEYS = ("context", "valid_fraction", "group_by", "steady_fraction")
+_PARAM_NAMES = {"oscillator": ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase",
+                               "x0", "v0"),
+                "eigen": ("initial_norm",)}
 _BASELINES = ("persistence", "euler", "rk4", "linear")
 
 
@@ -88,6 +93,8 @@ class StudyConfig:
     context: int | None
     valid_fraction: float
     source: dict[str, Any]
+    group_by: str | None = None
+    steady_fraction: float = 1 / 3
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (as a report records it)."""
@@ -98,7 +105,9 @@ class StudyConfig:
             "train": self.train.to_dict(),
             "test": self.test.to_dict(),
             "models": {m.label: {"kind": m.kind, **m.settings} for m in self.models},
-            "rollout": {"context": self.context, "valid_fraction": self.valid_fraction},
+            "rollout": {"context": self.context, "valid_fraction": self.valid_fraction,
+                        **({"group_by": self.group_by} if self.group_by else {}),
+                        "steady_fraction": self.steady_fraction},
         }
 
 
@@ -204,11 +213,25 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
     valid_fraction = rollout.get("valid_fraction", 0.1)
     if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or valid_fraction <= 0:
         raise _fail(where, f"[rollout] valid_fraction must be a number > 0, got {valid_fraction!r}")
+    steady = rollout.get("steady_fraction", 1 / 3)
+    if isinstance(steady, bool) or not isinstance(steady, (int, float)) or not 0 < steady <= 1:
+        raise _fail(where, f"[rollout] steady_fraction must be a number in (0, 1], got {steady!r}")
+    group_by = rollout.get("group_by")
+    system = ensembles["train"].system
+    if group_by is not None:
+        allowed = (("regime",) if system == "oscillator" else ()) + ("training_range",) + _PARAM_NAMES[system]
+        if group_by not in allowed:
+            raise _fail(where, f"[rollout] group_by = {group_by!r} is not a grouping of the {system} system; "
+                               f"choose one of {', '.join(allowed)}")
+        if group_by == "training_range" and not spec.parameters:
+            raise _fail(where, "[rollout] group_by = \"training_range\" needs parameter-aware models; list them in "
+                               "[features] parameters")
 
     return StudyConfig(name=name, description=description, seeds=tuple(seeds), baselines=tuple(baselines),
                        validation_fraction=float(vfrac), features=spec, train=ensembles["train"],
                        test=ensembles["test"], models=tuple(models), context=context,
-                       valid_fraction=float(valid_fraction), source=dict(raw))
+                       valid_fraction=float(valid_fraction), source=dict(raw), group_by=group_by,
+                       steady_fraction=float(steady))
 
 
 def load_study(path: str | Path) -> StudyConfig:

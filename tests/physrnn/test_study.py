@@ -66,6 +66,11 @@ def test_a_good_study_resolves():
     ("models", {}, r"\[models\] is empty"),
     ("rollout.context", 0, r"\[rollout\] context must be an integer >= 1, got 0"),
     ("rollout.horizon", 10, r"\[rollout\] unknown key horizon"),
+    ("rollout.group_by", "colour", r"\[rollout\] group_by = 'colour' is not a grouping of the oscillator system; "
+                                   r"choose one of regime, training_range, damping"),
+    ("rollout.group_by", "training_range", r"group_by = \"training_range\" needs parameter-aware models"),
+    ("rollout.steady_fraction", 0.0, r"\[rollout\] steady_fraction must be a number in \(0, 1\], got 0\.0"),
+    ("models.gru", {"target": "next"}, r"\[models\.gru\] unknown target 'next'; choose increment or value"),
 ])
 def test_bad_studies_are_rejected_naming_the_key(path, value, match):
     with pytest.raises(StudyConfigError, match=match):

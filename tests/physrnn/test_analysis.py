@@ -1,0 +1,141 @@
+"""Physics read back from rollouts, groups of test trajectories, and rollout scoring: known answers."""
+
+import numpy as np
+import pytest
+
+from physrnn.analysis import (analyse, applicable, characteristic_period, groups_of, headline,
+                              rayleigh_error_trace)
+from physrnn.evaluation import evaluate_rollout
+from physrnn.metrics import energy_error
+from simulators import EigenFlow, LinearOscillator, random_symmetric, solve, steady_state_response
+from simulators.trajectory_file import Trajectories, write_trajectories
+
+
+def _params(**values):
+    """Per-trajectory parameters shaped as a trajectory file holds them (drive terms as a trailing axis)."""
+    n = len(values["damping"])
+    out = {"damping": np.asarray(values["damping"], float),
+           "natural_frequency": np.asarray(values.get("natural_frequency", np.ones(n)), float)}
+    for key in ("drive_amplitude", "drive_frequency", "drive_phase"):
+        out[key] = np.asarray(values.get(key, np.zeros(n)), float).reshape(n, 1)
+    return out
+
+
+def test_groups_by_regime_training_range_and_value():
+    p = _params(damping=[0.2, 2.0, 3.0, 0.5, 2.0 * (1 + 1e-12)])
+    groups = groups_of("regime", p)
+    assert {k: v.tolist() for k, v in groups.items()} == {"under-damped (ζ < 1)": [0, 3],
+                                                          "critically damped (ζ = 1)": [1, 4],
+                                                          "over-damped (ζ > 1)": [2]}
+    train = _params(damping=[0.1, 0.4, 0.25], drive_frequency=[0.6, 1.4, 1.0])
+    test = _params(damping=[0.2, 0.5, 0.3, 0.4], drive_frequency=[1.0, 1.0, 1.6, 1.4])
+    inside = groups_of("training_range", test, train_params=train, parameters=("damping", "drive_frequency"))
+    # η = 0.5 and Ω = 1.6 are beyond the training box; its end points (η = 0.4, Ω = 1.4) are inside.
+    assert inside["inside the training range"].tolist() == [0, 3]
+    assert inside["outside the training range"].tolist() == [1, 2]
+    by_value = groups_of("damping", _params(damping=[0.2, 2.0, 0.2, 3.0]))
+    assert {k: v.tolist() for k, v in by_value.items()} == {"damping = 0.2": [0, 2], "damping = 2": [1],
+                                                            "damping = 3": [3]}
+    many = groups_of("damping", _params(damping=np.linspace(0, 1, 20)))
+    assert len(many) == 4 and sum(len(v) for v in many.values()) == 20  # > 12 values: four equal bins
+    assert groups_of(None, p) == {}
+    with pytest.raises(ValueError, match=r"cannot group by 'colour'"):
+        groups_of("colour", p)
+    with pytest.raises(ValueError, match=r"needs parameter-aware models"):
+        groups_of("training_range", p, train_params=p)
+
+
+def test_characteristic_period():
+    p = _params(damping=[0.0, 0.6, 3.0, 0.2], drive_amplitude=[0, 0, 0, 0.5], drive_frequency=[0, 0, 0, 1.3])
+    expected = [2 * np.pi, 2 * np.pi / np.sqrt(1 - 0.3**2), 2 * np.pi, 2 * np.pi / 1.3]
+    np.testing.assert_allclose(characteristic_period("oscillator", p), expected, rtol=1e-15)
+    assert characteristic_period("eigen", {}) is None
+
+
+def test_resonance_of_the_analytic_steady_state_is_exact():
+    # x = F0 gain cos(Ωt + φ − lag) exactly: the fit must return the analytic amplitude and lag to rounding.
+    om, phase = np.array([0.7, 1.0, 1.6]), np.array([0.0, 0.4, -1.0])
+    p = _params(damping=[0.2, 0.2, 0.5], drive_amplitude=[0.5, 0.5, -0.3], drive_frequency=om, drive_phase=phase)
+    gain, lag = steady_state_response(p["damping"], 1.0, om)
+    t = np.arange(0, 60, 0.05)
+    amp = p["drive_amplitude"][:, 0]
+    x = (amp * gain)[:, None] * np.cos(om[:, None] * t + phase[:, None] - lag[:, None])
+    figures = analyse("resonance", x[..., None], t, p, steady_fraction=0.5)
+    # 1e-12: a 3-column least-squares fit on ~600 samples of an exact sinusoid (cond ~ 1) loses a few ulp.
+    np.testing.assert_allclose(figures["amplitude_rel_error"], 0, atol=1e-12)
+    np.testing.assert_allclose(figures["phase_error"], 0, atol=1e-12)  # also for the negative amplitude (π shift)
+    # Half the amplitude: a relative error of exactly 0.5, and the phase untouched.
+    half = analyse("resonance", 0.5 * x[..., None], t, p, steady_fraction=0.5)
+    np.testing.assert_allclose(half["amplitude_rel_error"], 0.5, atol=1e-12)
+
+
+def test_decay_recovers_the_damping_ratio_of_the_closed_form():
+    p = _params(damping=[0.1, 0.4, 2.0, 3.0])
+    t = np.arange(0, 40, 0.01)
+    x = solve(LinearOscillator(damping=p["damping"]), np.tile([1.0, 0.0], (4, 1)), t)
+    figures = analyse("decay", x, t, p, steady_fraction=1.0)
+    zeta = p["damping"] / 2
+    # Under-damped: ζ to 1e-4 (parabolic peak interpolation on dt = 0.01, the estimator's own error);
+    # critical and over-damped motion has no maxima: NaN, and `applicable` leaves them out.
+    np.testing.assert_allclose(figures["damping_ratio"][:2], zeta[:2], atol=1e-4)
+    assert np.isnan(figures["damping_ratio"][2:]).all()
+    applies = applicable("decay", figures)
+    assert applies.tolist() == [True, True, False, False]
+    assert headline("decay", figures, applies)["damping_ratio_error"] < 1e-4
+
+
+def test_eigen_analysis_and_convergence_trace():
+    a = random_symmetric(5, seed=3)
+    w, v = np.linalg.eigh(a)
+    t = np.arange(0, 40, 0.05)
+    x0 = np.random.default_rng(0).standard_normal((3, 5))
+    x0 /= np.linalg.norm(x0, axis=1, keepdims=True)
+    states = solve(EigenFlow(matrix=a), x0, t)
+    figures = analyse("eigen", states, t, {"matrix": np.broadcast_to(a, (3, 5, 5))}, steady_fraction=1.0)
+    # The exact flow from a unit start ends on the top eigenvector (t = 40 ≫ 1/gap here), norm conserved.
+    assert (figures["eigenvalue_rel_error"] < 1e-12).all() and (figures["norm_drift"] < 1e-12).all()
+    trace = rayleigh_error_trace(states, a)
+    assert trace[:, 0].min() > 1e-3 and trace[:, -1].max() < 1e-12  # converges from a real distance
+    # A rollout ending on the second eigenvector has eigenvalue error (λ1 − λ2)/|λ1| exactly.
+    wrong = np.broadcast_to(v[:, -2], (3, 2, 5))
+    second = analyse("eigen", wrong, t[:2], {"matrix": a}, steady_fraction=1.0)
+    np.testing.assert_allclose(second["eigenvalue_rel_error"], (w[-1] - w[-2]) / abs(w[-1]), rtol=1e-12)
+    np.testing.assert_allclose(second["eigenvector_angle"], np.pi / 2, rtol=1e-12)
+
+
+def test_energy_error_known_scaling():
+    osc = LinearOscillator(damping=0.1, natural_frequency=1.5)
+    t = np.linspace(0, 20, 401)
+    true = solve(osc, [[1.0, 0.0], [0.0, 2.0]], t)
+    assert (energy_error(true, true, 1.5) == 0).all()
+    # States scaled by 1 + ε have energy (1 + ε)² E: the largest error is at the largest energy, 2ε + ε².
+    eps = 1e-3
+    np.testing.assert_allclose(energy_error((1 + eps) * true, true, 1.5), 2 * eps + eps**2, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"energy needs the state \(x, v\)"):
+        energy_error(true[..., :1], true[..., :1], 1.5)
+
+
+def test_evaluate_rollout_per_group(tmp_path):
+    osc = LinearOscillator(damping=[0.2, 0.2, 3.0])
+    t = np.arange(0, 30, 0.05)
+    states = solve(osc, np.tile([1.0, 0.0], (3, 1)), t)
+    params = {k: np.asarray(v) for k, v in osc.params().items()} | {"x0": np.ones(3), "v0": np.zeros(3)}
+    truth = Trajectories(system="oscillator", time=t, states=states, params=params, state_names=("x", "v"),
+                         state_units=("L", "L/T"), method="exact")
+    pred = states.copy()
+    pred[1, 10:, 0] += 0.01  # one under-damped trajectory off by a constant 0.01 in x after the context
+    rolled = Trajectories(system="oscillator", time=t, states=pred,
+                          params=params | {"diverged": np.zeros(3, bool), "diverged_at": np.full(3, -1),
+                                           "source_trajectory": np.arange(3)},
+                          state_names=("x", "v"), state_units=("L", "L/T"), method="rollout:test",
+                          attrs={"context": 10, "truth_file": "", "model_file": ""})
+    path = write_trajectories(tmp_path / "r.h5", rolled)
+    groups = groups_of("regime", params)
+    out = evaluate_rollout(str(path), truth=truth, groups=groups)
+    under, over = out["groups"]["under-damped (ζ < 1)"], out["groups"]["over-damped (ζ > 1)"]
+    assert under["n_traj"] == 2 and over["n_traj"] == 1
+    np.testing.assert_allclose(under["rmse"], [0.005, 0.0], rtol=1e-12)  # (0.01 + 0)/2 over the two
+    assert over["rmse"] == [0.0, 0.0]
+    assert out["physics"]["kind"] == "decay" and np.isnan(over["physics"]["damping_ratio_error"])
+    # The exact solution's recovered ζ is the estimator floor; the model's median matches it here.
+    assert out["physics_exact"]["damping_ratio_error"] < 1e-3
