@@ -292,6 +292,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     out = _report_dir(args.root, study.name)
     save_result(result, out / "results.json")
     page = write_report(result, out, study_file=args.config)
+    for t in result["targets"]:
+        print(f"target {t['label']}.{t['metric']} <= {t['bound']:g}: worst seed {t['worst']:.3g} "
+              f"{'met' if t['met'] else 'NOT MET'}")
     print(f"report: {page}")
     return 0
 

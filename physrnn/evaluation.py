@@ -114,6 +114,9 @@ def evaluate_rollout(path: str, valid_fraction: float = 0.1, *, truth: Trajector
         if kind is not None:
             mask = np.zeros(rolled.n_traj, dtype=bool)
             mask[index] = True
-            part["physics"] = headline(kind, figures, mask & applies if applies is not None else mask)
+            if applies is not None:
+                mask &= applies
+            if mask.any():  # e.g. no damping ratio to read from critically or over-damped motion
+                part["physics"] = headline(kind, figures, mask)
         out["groups"][label] = part
     return out

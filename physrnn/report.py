@@ -57,7 +57,8 @@ def _figures(result: dict[str, Any]) -> dict[str, bytes]:
     ax.plot(t, true[:, 0], color="black", lw=2.5, label="exact")
     for label, r in rolled.items():
         ax.plot(t, r.states[0, :, 0], color=colours[label], lw=1.2, label=label)
-    ax.set(xlabel="time t [T]", ylabel=f"{names[0]} [{units[0]}]", title="Closed-loop rollout of test trajectory 0")
+    ax.set(xlabel="time t [T]", ylabel=f"{names[0]} [{units[0]}]",
+           title="Closed-loop rollout of test trajectory 0 (first seed of each model)")
     ax.legend(ncol=4, fontsize=8)
     figures["rollout"] = _png(fig)
 
@@ -179,9 +180,9 @@ def _eigen_figure(runs, rolled, truth, colours, plt) -> bytes:
     for label, r in rolled.items():
         trace = np.maximum(rayleigh_error_trace(r.states, r.params["matrix"]), tiny)
         ax.semilogy(r.time, np.median(trace, axis=0), color=colours[label], lw=1.2, label=f"{label} (median)")
-        ax.fill_between(r.time, trace.min(axis=0), trace.max(axis=0), color=colours[label], alpha=0.12)
+        ax.fill_between(r.time, trace.min(axis=0), trace.max(axis=0), color=colours[label], alpha=0.08)
     ax.set(xlabel="time t [T]", ylabel="|xᵀAx/xᵀx − λmax| / |λmax|",
-           title="Eigenvalue convergence: Rayleigh quotient of the rollout (band: all test starts)")
+           title="Eigenvalue convergence of the rollouts (first seed; band: all test starts)")
     ax.legend(ncol=3, fontsize=8)
     return _png(fig)
 
@@ -235,10 +236,11 @@ def _group_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | 
     kind = summary[0].get("physics_kind")
     key, name = next(iter(HEADLINES[kind].items())) if kind else (None, None)
     counts = {g: summary[0]["groups"][g]["n_traj"] for g in labels}
+    with_physics = {g: bool(key) and "physics" in summary[0]["groups"][g] for g in labels}
     head = ["model"]
     for g in labels:
         head.append(f"{g} ({counts[g]}): RMSE {comp}")
-        if key:
+        if with_physics[g]:
             head.append(f"{g}: {name}")
     rows = []
     for s in summary:
@@ -246,7 +248,7 @@ def _group_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | 
         for g in labels:
             part = s["groups"][g]
             row.append(_pm(part["rmse_mean"][0], part["rmse_std"][0]))
-            if key:
+            if with_physics[g]:
                 row.append(_pm(*part["physics"][key], ".2e", ".1e"))
         rows.append(row)
     return head, rows
@@ -258,7 +260,8 @@ def _physics_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] 
     if not kind:
         return None
     keys = list(summary[0]["physics"])
-    titles = {**HEADLINES[kind], "eigenvalue_rel_error_max": "eigenvalue rel. error (worst start)"}
+    titles = {**HEADLINES[kind], "eigenvalue_rel_error_max": "eigenvalue rel. error (worst start)",
+              "amplitude_rel_error_max": "amplitude rel. error (worst Ω)"}
     head = ["model"] + [titles[k] for k in keys]
     rows = [[s["label"]] + [_pm(*s["physics"][k], ".2e", ".1e") for k in keys] for s in summary]
     exact = result.get("physics_exact") or {}
@@ -272,7 +275,7 @@ _PHYSICS_NOTES = {
              "over-damped motion has no maxima to count).",
     "resonance": "Driven motion: amplitude and phase lag at Ω fitted by least squares on the last "
                  "{steady:.0%} of the closed-loop rollout, against F0/√((ω0²−Ω²)²+(ηΩ)²) and atan2(ηΩ, ω0²−Ω²); "
-                 "median over the test trajectories.",
+                 "median over the test trajectories, and the worst of them (usually at the resonance).",
     "eigen": "Eigen flow: the Rayleigh quotient xᵀAx/xᵀx of each rollout's last state against λmax of the flow's "
              "matrix from numpy.linalg.eigh (relative error; for a flow of −A this is λmin(A) = −λmax(−A)), the "
              "angle to the eigenvector and the largest relative drift of ‖x‖ (conserved exactly by the flow); "
@@ -323,6 +326,12 @@ def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str
         kind = result["summary"][0]["physics_kind"]
         tables.append(("Physics recovered from the rollouts", physics,
                        _PHYSICS_NOTES[kind].format(steady=result["config"]["rollout"].get("steady_fraction", 1 / 3))))
+    if result.get("targets"):
+        tables.append(("Targets", (["model", "metric", "worst seed", "bound", "met"],
+                                   [[t["label"], t["metric"], f"{t['worst']:.3e}", f"{t['bound']:.1e}",
+                                     "yes" if t["met"] else "NO"] for t in result["targets"]]),
+                       "Each target set in the study config, checked on the model's worst seed (and worst "
+                       "component); a diverged seed fails."))
     buf = io.StringIO()
     writer = csv.writer(buf)
     for title, (head, rows), _ in tables:

@@ -25,7 +25,7 @@ from .evaluation import evaluate_rollout, rollout_to_file
 from .models import build_model, load_model
 from .study import ModelEntry, StudyConfig, stage_key
 
-__all__ = ["run_study", "save_result", "summarise"]
+__all__ = ["check_targets", "run_study", "save_result", "summarise"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
@@ -113,7 +113,22 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
             "train_file": str(files["train"][1]), "test_file": str(files["test"][1]),
             "software": software_versions(), "seconds": time.perf_counter() - started, "rows": rows,
             "summary": summarise(rows), "groups": {k: v.tolist() for k, v in groups.items()},
-            "physics_exact": rows[0].get("physics_exact"), "log": lines}
+            "physics_exact": rows[0].get("physics_exact"), "targets": check_targets(study, rows), "log": lines}
+
+
+def check_targets(study: StudyConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each [targets] bound against the model's worst seed (and worst component); NaN (divergence) fails."""
+    out = []
+    for label, metric, bound in study.targets:
+        values = []
+        for r in (r for r in rows if r["label"] == label):
+            value = r.get(metric, r.get("physics", {}).get(metric))
+            if value is None:
+                raise ValueError(f"target {label}.{metric}: this study does not compute {metric}")
+            values.append(float(np.max(value)))
+        worst = float(np.max(values))  # NaN if any seed diverged
+        out.append({"label": label, "metric": metric, "bound": bound, "worst": worst, "met": bool(worst <= bound)})
+    return out
 
 
 def _spread(values: list[Any]) -> tuple[Any, Any]:

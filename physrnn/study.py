@@ -29,6 +29,9 @@ and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru 
     units = 32
     window = 2
 
+    [targets]                   # optional: what a model must reach, checked on its worst seed
+    gru = { max_error = 1e-2 }  # any summary metric or physical figure (see TARGET_METRICS)
+
     [rollout]
     context = 8                 # true states before the loop closes (default: each model's minimum)
     valid_fraction = 0.1        # valid time: error beyond this fraction of the signal's range
@@ -53,9 +56,16 @@ from simulators.ensemble import EnsembleConfig
 from . import MODEL_TYPES
 from .data import FeatureSpec
 
-__all__ = ["ModelEntry", "StudyConfig", "StudyConfigError", "load_study", "stage_key"]
+__all__ = ["ModelEntry", "StudyConfig", "StudyConfigError", "TARGET_METRICS", "load_study", "stage_key"]
 
-_SECTIONS = {"study": True, "features": True, "train": True, "test": True, "models": True, "rollout": False}
+#: Metrics a [targets] entry may bound (smaller is better for each); a physical figure applies only where the
+#: study's analysis produces it.
+TARGET_METRICS = ("rmse", "nrmse", "max_error", "energy_error", "damping_ratio_error", "damped_frequency_rel_error",
+                  "amplitude_rel_error", "amplitude_rel_error_max", "phase_error", "eigenvalue_rel_error",
+                  "eigenvalue_rel_error_max", "eigenvector_angle", "norm_drift")
+
+_SECTIONS = {"study": True, "features": True, "train": True, "test": True, "models": True, "rollout": False,
+             "targets": False}
 _STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction")
 _ROLLOUT_KEYS = ("context", "valid_fraction", "group_by", "steady_fraction")
 _PARAM_NAMES = {"oscillator": ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase",
@@ -95,6 +105,7 @@ class StudyConfig:
     source: dict[str, Any]
     group_by: str | None = None
     steady_fraction: float = 1 / 3
+    targets: tuple[tuple[str, str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (as a report records it)."""
@@ -108,6 +119,8 @@ class StudyConfig:
             "rollout": {"context": self.context, "valid_fraction": self.valid_fraction,
                         **({"group_by": self.group_by} if self.group_by else {}),
                         "steady_fraction": self.steady_fraction},
+            **({"targets": {label: {metric: bound for lab, metric, bound in self.targets if lab == label}
+                            for label in dict.fromkeys(t[0] for t in self.targets)}} if self.targets else {}),
         }
 
 
@@ -227,11 +240,25 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
             raise _fail(where, "[rollout] group_by = \"training_range\" needs parameter-aware models; list them in "
                                "[features] parameters")
 
+    targets = []
+    labels = list(baselines) + [m.label for m in models]
+    for label, bounds in (_table(raw, "targets", where) if "targets" in raw else {}).items():
+        if label not in labels:
+            raise _fail(where, f"[targets] {label!r} is not a model of this study; choose from {', '.join(labels)}")
+        if not isinstance(bounds, Mapping):
+            raise _fail(where, f"[targets] {label} must be a table such as {{ max_error = 1e-2 }}, got {bounds!r}")
+        for metric, bound in bounds.items():
+            if metric not in TARGET_METRICS:
+                raise _fail(where, f"[targets] {label}.{metric} is not a metric; choose from {', '.join(TARGET_METRICS)}")
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
+                raise _fail(where, f"[targets] {label}.{metric} must be a number > 0, got {bound!r}")
+            targets.append((label, metric, float(bound)))
+
     return StudyConfig(name=name, description=description, seeds=tuple(seeds), baselines=tuple(baselines),
                        validation_fraction=float(vfrac), features=spec, train=ensembles["train"],
                        test=ensembles["test"], models=tuple(models), context=context,
                        valid_fraction=float(valid_fraction), source=dict(raw), group_by=group_by,
-                       steady_fraction=float(steady))
+                       steady_fraction=float(steady), targets=tuple(targets))
 
 
 def load_study(path: str | Path) -> StudyConfig:

@@ -30,6 +30,9 @@ params = {{ damping = 0.2, drive_amplitude = 0.5, drive_frequency = 1.3 }}
 [models.esn]
 units = 20
 washout = 10
+[targets]
+linear = {{ rmse = 1e-9 }}
+euler = {{ max_error = 1e-6 }}
 """
 
 
@@ -56,6 +59,10 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny, capsys):
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "physrnn study" in html  # self-contained, says how to reproduce
     assert "[train] esn seed 1" in first.err and "cached" not in first.err
+    # The linear map meets its bound (exact); Euler's O(dt) error cannot meet 1e-6, and the report says so.
+    assert [(t["label"], t["met"]) for t in results["targets"]] == [("linear", True), ("euler", False)]
+    assert "target euler.max_error <= 1e-06: worst seed" in first.out and "NOT MET" in first.out
+    assert "| euler | max_error |" in (report / "report.md").read_text()
     # Nothing changed: every stage is found, nothing is recomputed, the numbers are the same.
     assert main(["study", str(tiny), "--root", str(root)]) == 0
     second = capsys.readouterr().err

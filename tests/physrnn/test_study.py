@@ -70,6 +70,10 @@ def test_a_good_study_resolves():
                                    r"choose one of regime, training_range, damping"),
     ("rollout.group_by", "training_range", r"group_by = \"training_range\" needs parameter-aware models"),
     ("rollout.steady_fraction", 0.0, r"\[rollout\] steady_fraction must be a number in \(0, 1\], got 0\.0"),
+    ("targets", {"mine": {"rmse": 1.0}}, r"\[targets\] 'mine' is not a model of this study; choose from"),
+    ("targets", {"gru": {"speed": 1.0}}, r"\[targets\] gru\.speed is not a metric; choose from rmse"),
+    ("targets", {"gru": {"rmse": -1.0}}, r"\[targets\] gru\.rmse must be a number > 0, got -1\.0"),
+    ("targets", {"gru": 1.0}, r"\[targets\] gru must be a table such as"),
     ("models.gru", {"target": "next"}, r"\[models\.gru\] unknown target 'next'; choose increment or value"),
 ])
 def test_bad_studies_are_rejected_naming_the_key(path, value, match):

@@ -1,0 +1,95 @@
+"""A small version of every shipped study runs end to end and reports what it must.
+
+Each config in studies/ is shrunk (few trajectories, tiny networks, one or two epochs, two seeds) and run
+through the same runner and report as `physrnn study`. The checks are those that hold at any size: the
+report files exist, every table carries the baselines, the physics each study is about is analysed, and
+the baselines that are exact or nearly so are scored as such.
+"""
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physrnn.report import write_report
+from physrnn.runner import run_study
+from physrnn.study import study_from_dict
+
+STUDIES = sorted(Path(__file__).resolve().parents[2].joinpath("studies").glob("*.toml"))
+PHYSICS = {"course": "decay", "partial": "resonance", "damped": "decay", "driven": "resonance", "demo": "resonance",
+           "generalisation": "resonance", "eigen": "eigen", "eigen-min": "eigen"}
+FIGURES = {"decay": "decay", "resonance": "resonance", "eigen": "eigenvalue"}
+
+
+def shrink(raw: dict) -> dict:
+    """The same study, small enough for the default test run."""
+    raw = json.loads(json.dumps(raw))  # a deep copy
+    raw["study"]["seeds"] = raw["study"].get("seeds", [0, 1, 2])[:2]
+    for part, n in (("train", 8), ("test", 6)):
+        ens = raw[part]
+        ens["n_traj"] = min(ens["n_traj"], n)
+        if part == "train" and isinstance(ens.get("t_end"), float):
+            ens["t_end"] = min(ens["t_end"], 20.0)
+        for name, spec in ens.get("params", {}).items():
+            if isinstance(spec, dict) and "values" in spec:
+                raise AssertionError(f"{name}.values is tied to n_traj; shrink it too")
+    for settings in raw["models"].values():
+        kind = settings.get("kind")
+        if "units" in settings:
+            settings["units"] = min(settings["units"], 30 if kind == "esn" or "washout" in settings else 8)
+        if "epochs" in settings:
+            settings["epochs"] = 1
+        if "refine_steps" in settings:
+            settings["refine_steps"] = 2
+    return raw
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_small_version_of_each_study(path, tmp_path):
+    raw = tomllib.loads(path.read_text())
+    assert path.stem in PHYSICS, f"add {path.stem} to PHYSICS with the analysis it should get"
+    study = study_from_dict(shrink(raw), f"{path} (shrunk)")
+    result = run_study(study, root=tmp_path, log=lambda message: None)
+    out = tmp_path / "reports" / study.name
+    page = write_report(result, out, study_file=str(path))
+    for name in ("report.html", "report.md", "metrics.json", "metrics.csv", "config.json", "study.log",
+                 "figures/rollout.png", "figures/error.png"):
+        assert (out / name).is_file(), name
+    assert "[train]" in (out / "study.log").read_text()
+    assert json.loads((out / "config.json").read_text()) == study.to_dict()
+
+    summary = {s["label"]: s for s in result["summary"]}
+    # Every study's table has the four baselines beside its models (physics baselines once, learners per seed).
+    for baseline in ("persistence", "euler", "rk4", "linear"):
+        assert baseline in summary, baseline
+    assert summary["euler"]["n_seeds"] == 1 and all(summary[m.label]["n_seeds"] == 2 for m in study.models)
+    rk4, euler, persistence = summary["rk4"], summary["euler"], summary["persistence"]
+    # RK4 at the study's Δt (≤ 0.1) has a local error O(Δt⁵) ≲ 1e-5 per step: orders below Euler and persistence.
+    assert rk4["rmse_mean"][0] < 1e-3 * euler["rmse_mean"][0] and euler["rmse_mean"][0] < persistence["rmse_mean"][0]
+    if study.train.system == "oscillator" and not study.features.parameters:
+        # One linear system for the whole study: the least-squares map (on two positions if position-only) is exact.
+        assert summary["linear"]["rmse_mean"][0] < 1e-9
+
+    kind = PHYSICS[path.stem]
+    assert summary["rk4"].get("physics_kind") == kind
+    if kind:
+        assert (out / "figures" / f"{FIGURES[kind]}.png").is_file()
+        figures = rk4["physics"]
+        if kind == "eigen":
+            # RK4's fixed points are the flow's (the eigenvectors): the Rayleigh quotient lands on λmax.
+            assert figures["eigenvalue_rel_error"][0] < 1e-6
+        elif kind == "resonance":
+            # RK4 tracks the exact solution to ~1e-6, so it reads the steady state as the exact solution does.
+            assert abs(figures["amplitude_rel_error"][0] - result["physics_exact"]["amplitude_rel_error"]) < 1e-4
+        elif kind == "decay":
+            assert figures["damping_ratio_error"][0] < 1e-2
+    if study.group_by:
+        assert result["groups"], "a grouped study lists its groups"
+        assert set(summary["gru"]["groups"]) == set(result["groups"])
+        n_in_groups = sum(len(v) for v in result["groups"].values())
+        assert n_in_groups == study.test.n_traj  # every test trajectory in exactly one group
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))
+    assert np.isfinite(summary["rk4"]["rmse_mean"]).all()
