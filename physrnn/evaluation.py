@@ -53,7 +53,7 @@ def score_rollout(rolled: Trajectories, truth: Trajectories, *, valid_fraction: 
     true = truth.states[index][:, : rolled.n_steps, : rolled.n_state]
     c = int(rolled.attrs["context"])
     pred, true, time = rolled.states[:, c:], true[:, c:], rolled.time[c:]
-    params = {k: v for k, v in rolled.params.items()}
+    params = rolled.params
     valid = valid_time(pred, true, time, fraction=valid_fraction)
     scores: dict[str, Any] = {"pred": pred, "true": true, "time": time, "rmse": rmse(pred, true),
                               "nrmse": nrmse(pred, true), "max_error": max_error(pred, true), "valid_time": valid}

@@ -54,6 +54,7 @@ from typing import Any, Mapping
 from simulators.ensemble import EnsembleConfig
 
 from . import MODEL_TYPES
+from .analysis import GROUPINGS
 from .data import FeatureSpec
 
 __all__ = ["ModelEntry", "StudyConfig", "StudyConfigError", "TARGET_METRICS", "load_study", "stage_key"]
@@ -232,7 +233,8 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
     group_by = rollout.get("group_by")
     system = ensembles["train"].system
     if group_by is not None:
-        allowed = (("regime",) if system == "oscillator" else ()) + ("training_range",) + _PARAM_NAMES[system]
+        groupings = GROUPINGS if system == "oscillator" else tuple(g for g in GROUPINGS if g != "regime")
+        allowed = groupings + _PARAM_NAMES[system]
         if group_by not in allowed:
             raise _fail(where, f"[rollout] group_by = {group_by!r} is not a grouping of the {system} system; "
                                f"choose one of {', '.join(allowed)}")
