@@ -16,7 +16,7 @@ from simulators.trajectory_file import read_trajectories
 
 from .analysis import HEADLINES
 
-__all__ = ["write_report"]
+__all__ = ["write_atomic", "write_report"]
 
 _COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
             "#1f78b4", "#b2df8a"]
@@ -293,10 +293,12 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
             + "</table>")
 
 
-def _write(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to a temporary name beside ``path`` and rename it: never a half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     tmp.replace(path)
+    return path
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str = "") -> Path:
@@ -309,13 +311,13 @@ def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str
     (out / "figures").mkdir(parents=True, exist_ok=True)
     figures = _figures(result)
     for name, png in figures.items():
-        (out / "figures" / f"{name}.png").write_bytes(png)
-    _write(out / "metrics.json", json.dumps({"summary": result["summary"], "physics_exact": result.get("physics_exact"),
-                                             "groups": result.get("groups", {}), "runs": [
-        {k: v for k, v in r.items() if k not in ("history", "physics_trajectories")} for r in result["rows"]]},
-        indent=2, default=str))
-    _write(out / "config.json", json.dumps(result["config"], indent=2))
-    _write(out / "study.log", "\n".join(result.get("log", [])) + "\n")
+        write_atomic(out / "figures" / f"{name}.png", png)
+    runs = [{k: v for k, v in r.items() if k not in ("history", "physics_trajectories")} for r in result["rows"]]
+    metrics = {"summary": result["summary"], "physics_exact": result.get("physics_exact"),
+               "groups": result.get("groups", {}), "runs": runs}
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    write_atomic(out / "config.json", json.dumps(result["config"], indent=2))
+    write_atomic(out / "study.log", "\n".join(result.get("log", [])) + "\n")
     tables = [("Summary", _summary_table(result), None)]
     groups = _group_table(result)
     if groups:
@@ -339,7 +341,7 @@ def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str
         writer.writerow(head)
         writer.writerows(rows)
         writer.writerow([])
-    _write(out / "metrics.csv", buf.getvalue())
+    write_atomic(out / "metrics.csv", buf.getvalue())
     reproduce = f"physrnn study {study_file}" if study_file else "physrnn study studies/NAME.toml"
     notes = ("Scores are over the closed-loop steps of the test trajectories (after the true context), mean ± std "
              "over seeds. NRMSE = RMSE / standard deviation in time of the true signal. Valid time = time until "
@@ -359,7 +361,7 @@ def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str
            f"- Test data: `{result['test_file']}`", f"- Software: {versions}", f"- Wall time: {result['seconds']:.1f} s",
            "- Resolved config: `config.json`; log: `study.log`; every metric: `metrics.json`, `metrics.csv`",
            "", "```json", json.dumps(result["config"], indent=2), "```", ""]
-    _write(out / "report.md", "\n".join(md))
+    write_atomic(out / "report.md", "\n".join(md))
 
     def img(name: str) -> str:
         return (f'<figure><img alt="{name}" src="data:image/png;base64,'
@@ -381,5 +383,5 @@ overflow-x:auto}}</style></head><body>
 <li>Software: {html.escape(versions)}</li><li>Wall time: {result['seconds']:.1f} s</li>
 <li>Resolved config: config.json; log: study.log (beside this page)</li></ul>
 <pre>{html.escape(json.dumps(result['config'], indent=2))}</pre></body></html>"""
-    _write(out / "report.html", page)
+    write_atomic(out / "report.html", page)
     return out / "report.html"

@@ -23,6 +23,7 @@ from .analysis import groups_of
 from .data import build_step_data, split_by_trajectory
 from .evaluation import evaluate_rollout, rollout_to_file
 from .models import build_model, load_model
+from .report import write_atomic
 from .study import ModelEntry, StudyConfig, stage_key
 
 __all__ = ["check_targets", "run_study", "save_result", "summarise"]
@@ -169,10 +170,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def save_result(result: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=_json_default))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(result, indent=2, default=_json_default))
 
 
 def _json_default(value):
