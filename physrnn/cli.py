@@ -12,8 +12,9 @@ import json
 import os
 import sys
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,6 +38,7 @@ examples:
   physrnn simulate --config studies/data/driven.toml --output data/driven.h5
   physrnn simulate --system oscillator --n-traj 100 --dt 0.05 --t-end 40 --seed 1 \\
       --param damping=0.2 --param drive_amplitude=0.5 --param drive_frequency=1.3 --output data/x.h5
+  physrnn simulate --config studies/data/driven.toml --shards 4 --workers 2 --output data/driven.h5
 """
 
 
@@ -111,20 +113,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 0
     if args.output is None:
         raise ValueError("no output file; give --output PATH (for example --output data/ensemble.h5)")
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
+    if args.shards is None and (args.scheduler or args.workers):
+        raise ValueError("--scheduler and --workers spread the work of --shards N; give --shards too")
+    if args.shards is None:
+        with _progress(config.n_traj, f"simulate {config.system}", args.quiet) as update:
+            path = simulate_to_file(config, args.output, progress=update)
+    else:
+        from simulators.ensemble import shard_blocks
 
-        bar = tqdm(total=config.n_traj, unit="traj", desc=f"simulate {config.system}", mininterval=0.5,
-                   file=sys.stderr)
-    try:
-        path = simulate_to_file(config, args.output, progress=bar.update if bar else None)
-    finally:
-        if bar is not None:
-            bar.close()
+        from .cluster import connect, simulate_sharded
+
+        check_output_path(args.output)
+        shard_blocks(config, args.shards)  # a bad count fails before a cluster starts
+        with connect(args.scheduler, args.workers, log=(lambda m: None) if args.quiet else _stderr) as client:
+            with _progress(config.n_traj, f"simulate {config.system} ({args.shards} shards)", args.quiet) as update:
+                path = simulate_sharded(config, args.output, args.shards, client, progress=update)
     if not args.quiet:
-        print(f"wrote {path}")
+        print(f"wrote {path}" + (f" (one ensemble over {args.shards} shard files)" if args.shards else ""))
     return 0
+
+
+@contextmanager
+def _progress(total: int, desc: str, quiet: bool) -> Iterator[Callable[[int], Any] | None]:
+    """A progress bar on stderr (none if ``quiet``); yields its update function."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="traj", desc=desc, mininterval=0.5, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def describe(path: str) -> str:
@@ -312,6 +334,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://head-node:8786 (default: a local cluster)")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes of the local cluster (default: one per core)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="physrnn", description="Exact physics, learned time-step updates, honest comparisons.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -335,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--atol", type=float, help="absolute tolerance of the reference integrator")
     sim.add_argument("--param", action="append", metavar="NAME=SPEC", help="a parameter spec (repeatable)")
     sim.add_argument("--output", "-o", metavar="PATH", help="the HDF5 file to write")
+    sim.add_argument("--shards", type=int, metavar="N",
+                     help="write N shard files in parallel on a Dask cluster, and --output as one virtual ensemble "
+                          "over them (the same data as without --shards)")
+    _cluster_arguments(sim)
     sim.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sim.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     sim.set_defaults(func=cmd_simulate)

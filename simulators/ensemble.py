@@ -21,11 +21,15 @@ parameter to a config does not change the values drawn for the others.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import zlib
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import h5py
 import numpy as np
 
 from .eigen import EigenFlow, check_symmetric, convergence_time, random_symmetric
@@ -33,8 +37,8 @@ from .integrate import METHODS, solve
 from .oscillator import LinearOscillator
 from .trajectory_file import Trajectories, TrajectoryWriter, check_output_path
 
-__all__ = ["EnsembleConfig", "EigenParams", "OscillatorParams", "ParamSpec", "SYSTEMS", "generate", "system_from_params",
-           "simulate_to_file"]
+__all__ = ["EnsembleConfig", "EigenParams", "OscillatorParams", "ParamSpec", "SYSTEMS", "generate", "join_shards",
+           "shard_blocks", "shard_path", "simulate_shard", "simulate_to_file", "system_from_params"]
 
 SYSTEMS = ("oscillator", "eigen")
 _KINDS = ("uniform", "loguniform", "choice", "values", "linspace")
@@ -393,16 +397,28 @@ class EnsembleConfig:
 ProgressCallback = Callable[[int], None]
 
 
-def _batches(config: EnsembleConfig, batch_size: int | None):
+def _batch_size(time: np.ndarray, x0: np.ndarray, batch_size: int | None) -> int:
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return batch_size
+    return max(1, 4_000_000 // (time.size * x0.shape[1]))  # about 32 MB of states per batch
+
+
+def _batches(config: EnsembleConfig, batch_size: int | None, block: slice | None = None):
+    """The sampled ensemble, its times, and a generator solving the trajectories of ``block`` (default: all)
+    batch by batch. Batches lie on one grid (multiples of the batch size) whatever the block, so a block
+    that starts on the grid is solved exactly as the whole ensemble solves it."""
     system, x0 = config.sample()
     time = config.time(system, x0)
-    if batch_size is None:  # about 32 MB of states per batch
-        batch_size = max(1, 4_000_000 // (time.size * x0.shape[1]))
+    batch_size = _batch_size(time, x0, batch_size)
     system = system.broadcast(config.n_traj)
+    block = block or slice(0, config.n_traj)
 
     def solve_batches():
-        for start in range(0, config.n_traj, batch_size):
-            index = slice(start, min(start + batch_size, config.n_traj))
+        cuts = [block.start, *range((block.start // batch_size + 1) * batch_size, block.stop, batch_size), block.stop]
+        for start, stop in zip(cuts[:-1], cuts[1:]):
+            index = slice(start, stop)
             part = system.take(index)
             states = solve(part, x0[index], time, method=config.method, rtol=config.rtol, atol=config.atol)
             drive = part.drive(time) if system.is_driven else None
@@ -458,6 +474,78 @@ def simulate_to_file(config: EnsembleConfig, path, *, progress: ProgressCallback
             writer.write(index, states, drive)
             if progress:
                 progress(index.stop - index.start)
+    return writer.path
+
+
+def shard_blocks(config: EnsembleConfig, n_shards: int, *, batch_size: int | None = None) -> list[slice]:
+    """Split the ensemble's trajectories into ``n_shards`` contiguous blocks of near-equal size.
+
+    The blocks are what :func:`simulate_shard` solves, so that the shards together hold exactly the data of
+    one unsharded run. The reference integrator solves each batch as one system (its step sizes depend on
+    the batch), so for it the blocks start on the batch grid, and there can be no more shards than batches.
+    """
+    if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
+        raise ValueError(f"the number of shards must be a positive integer, got {n_shards!r}")
+    n = config.n_traj
+    grid = 1
+    if config.method == "reference":
+        system, x0 = config.sample()
+        grid = _batch_size(config.time(system, x0), x0, batch_size)
+    n_units = math.ceil(n / grid)
+    if n_shards > n_units:
+        unit = "trajectories" if grid == 1 else f"batches of {grid} trajectories (method reference)"
+        raise ValueError(f"{n_shards} shards asked of an ensemble of {n_units} {unit}; ask for at most {n_units}")
+    cuts = [min(n, round(i * n_units / n_shards) * grid) for i in range(n_shards + 1)]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def shard_path(path, index: int, n_shards: int) -> Path:
+    """Where shard ``index`` of the sharded file ``path`` lives: ``NAME.shards/NNN-of-MMM.h5`` beside it."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.shards") / f"{index:03d}-of-{n_shards:03d}.h5"
+
+
+def simulate_shard(config: EnsembleConfig, path, block: slice, *, batch_size: int | None = None) -> Path:
+    """Solve the trajectories ``block`` of the ensemble and write them as a trajectory file of their own.
+
+    Parameters and initial states are drawn for the whole ensemble (cheap, and the same draws as one
+    unsharded run) and the block's part is kept. The file records its block in the ``shard`` attribute; a
+    shard that already exists for the same config and block is kept as it is (a re-run resumes).
+    """
+    path = Path(path)
+    shard = {"start": block.start, "stop": block.stop, "n_traj": config.n_traj}
+    if path.is_file():
+        with h5py.File(path, "r") as f:
+            if (json.loads(f.attrs.get("config", "null")) == json.loads(json.dumps(config.to_dict()))
+                    and json.loads(f.attrs.get("shard", "null")) == shard):
+                return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    system, x0, time, batches = _batches(config, batch_size, block)
+    params, attrs = _provenance(config, system, x0)
+    with TrajectoryWriter(path, system=config.system, time=time, n_traj=block.stop - block.start,
+                          state_names=tuple(system.state_names), state_units=tuple(system.state_units),
+                          method=config.method, drive_names=system.drive_names() if system.is_driven else (),
+                          attrs={**attrs, "shard": shard}) as writer:
+        writer.write_params({k: v[block] for k, v in params.items()})
+        for index, states, drive in batches:
+            local = slice(index.start - block.start, index.stop - block.start)
+            writer.write(local, states, drive)
+    return writer.path
+
+
+def join_shards(config: EnsembleConfig, path, shards: list, blocks: list[slice]) -> Path:
+    """Write ``path``: the ensemble as one trajectory file whose series are virtual datasets over ``shards``
+    (files written by :func:`simulate_shard` for ``blocks``), with the whole ensemble's parameters."""
+    path = check_output_path(path)
+    system, x0 = config.sample()
+    time = config.time(system, x0)
+    params, attrs = _provenance(config, system.broadcast(config.n_traj), x0)
+    sources = [(os.path.relpath(Path(s).resolve(), path.resolve().parent), b) for s, b in zip(shards, blocks)]
+    with TrajectoryWriter(path, system=config.system, time=time, n_traj=config.n_traj,
+                          state_names=tuple(system.state_names), state_units=tuple(system.state_units),
+                          method=config.method, drive_names=system.drive_names() if system.is_driven else (),
+                          attrs={**attrs, "shards": len(shards)}, sources=sources) as writer:
+        writer.write_params(params)
     return writer.path
 
 

@@ -3,6 +3,11 @@
 Files are written chunked and compressed (shuffle + gzip), with dimensions labelled by HDF5 dimension
 scales, to a temporary name in the target folder that is renamed only once the file is complete, so an
 interrupted or failed run never leaves a half-written file under the requested name.
+
+A sharded ensemble (``physrnn simulate --shards N``) is N ordinary trajectory files, one per block of
+trajectories, and one file of the same layout whose ``/states`` and ``/drive`` are HDF5 *virtual datasets*
+mapping those blocks; plain ``h5py`` and :func:`read_trajectories` read it as one ensemble. The shard files
+are referenced by paths relative to that file, so the folder can be moved as a whole.
 """
 
 from __future__ import annotations
@@ -169,8 +174,12 @@ class TrajectoryWriter:
         method: str,
         drive_names: tuple[str, ...] = (),
         attrs: Mapping[str, Any] | None = None,
+        sources: list[tuple[str, slice]] | None = None,
     ) -> None:
+        """``sources``: for a virtual ensemble, (trajectory file relative to ``path``'s folder, its block of
+        trajectories) covering ``range(n_traj)`` in order; the series are then virtual and ``write`` is not used."""
         self.path = check_output_path(path)
+        self._sources = sources
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._spec = dict(system=system, time=np.asarray(time, dtype=np.float64), n_traj=int(n_traj),
                           state_names=tuple(state_names), state_units=tuple(state_units), method=method,
@@ -200,8 +209,15 @@ class TrajectoryWriter:
             def series(name: str, names: tuple[str, ...], component: str) -> h5py.Dataset:
                 """A (trajectory, time, component) dataset, one trajectory per chunk, dims labelled and scaled."""
                 width = len(names)
-                ds = f.create_dataset(name, shape=(n_traj, n_steps, width), dtype="f8",
-                                      chunks=(1, min(n_steps, max(1, 2**17 // width)), width), **_COMPRESSION)
+                if self._sources is None:
+                    ds = f.create_dataset(name, shape=(n_traj, n_steps, width), dtype="f8",
+                                          chunks=(1, min(n_steps, max(1, 2**17 // width)), width), **_COMPRESSION)
+                else:  # NaN where a source cannot be read; read_trajectories checks that every source exists
+                    layout = h5py.VirtualLayout(shape=(n_traj, n_steps, width), dtype="f8")
+                    for source, block in self._sources:
+                        layout[block] = h5py.VirtualSource(source, name, shape=(block.stop - block.start, n_steps,
+                                                                                width), dtype="f8")
+                    ds = f.create_virtual_dataset(name, layout, fillvalue=np.nan)
                 ds.attrs["components"] = list(names)
                 comp_scale = _scale(f, component, np.array(names, dtype="S"), component)
                 for i, sc in enumerate((traj_scale, t_scale, comp_scale)):
@@ -303,6 +319,19 @@ def _attr(f: h5py.File, name: str) -> Any:
     return value
 
 
+def _check_sources(p: Path, f: h5py.File) -> None:
+    """A virtual dataset reads a missing source as its fill value, silently; refuse that instead."""
+    for name in ("states", "drive"):
+        if name in f and f[name].is_virtual:
+            missing = sorted({s.file_name for s in f[name].virtual_sources()
+                              if s.file_name != "." and not (p.parent / s.file_name).is_file()})
+            if missing:
+                raise TrajectoryFileError(
+                    f"'{p}' presents shard files as one ensemble, but {len(missing)} of them are missing "
+                    f"(first: '{p.parent / missing[0]}'); keep the shard folder beside it or regenerate with "
+                    "`physrnn simulate --shards`")
+
+
 def read_trajectories(path: str | os.PathLike) -> Trajectories:
     """Read and validate a trajectory file.
 
@@ -314,6 +343,7 @@ def read_trajectories(path: str | os.PathLike) -> Trajectories:
     """
     p = Path(path)
     with _open(p) as f:
+        _check_sources(p, f)
         if "schema" not in f.attrs:
             found = ", ".join(sorted(f.keys())[:5]) or "nothing"
             raise TrajectoryFileError(

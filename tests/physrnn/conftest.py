@@ -32,3 +32,12 @@ def held_out(full_spec):
     """The acceptance start (0.7, −0.3), over a longer horizon than training."""
     params = {**DRIVEN["params"], "x0": 0.7, "v0": -0.3}
     return _data(full_spec, n_traj=1, t_end=20.0, params=params)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A LocalCluster of 2 single-threaded worker processes (what the acceptance asks for), shared by the tests."""
+    from physrnn.cluster import connect
+
+    with connect(workers=2) as client:
+        yield client

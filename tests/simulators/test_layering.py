@@ -1,4 +1,4 @@
-"""simulators/ is the physics layer: NumPy, SciPy and h5py only, never a learning framework."""
+"""simulators/ is the physics layer: NumPy, SciPy and h5py only, never a learning framework or a cluster."""
 
 import ast
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import simulators
 
-FORBIDDEN = {"tensorflow", "keras", "torch", "jax", "physrnn"}
+FORBIDDEN = {"tensorflow", "keras", "torch", "jax", "physrnn", "dask", "distributed"}
 
 
 def test_no_forbidden_import_statements():
