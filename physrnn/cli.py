@@ -321,6 +321,37 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .cluster import connect, default_workers
+    from .report import write_sweep_report
+    from .runner import save_result
+    from .sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.config)  # every trial is resolved and checked before any work
+    if args.dry_run:
+        for t in sweep.trials:
+            print(f"{t.id}  {t.point}  seed={t.seed}")
+        print(f"{len(sweep.trials)} trials, {len(sweep.baselines)} baseline runs")
+        return 0
+    log = (lambda msg: None) if args.quiet else _stderr
+    threads = None
+    if args.scheduler is None:  # a local cluster shares this machine's cores between its workers
+        workers = args.workers or default_workers()
+        threads = max(1, default_workers() // workers)
+    with connect(args.scheduler, args.workers, log=log) as client:
+        result = run_sweep(sweep, args.root, client=client, log=log, threads=threads)
+    out = Path(result["root"]) / "sweeps" / sweep.name
+    save_result(result, out / "results.json")
+    page = write_sweep_report(result, out, sweep_file=args.config)
+    failed = sum(t["status"] != "ok" for t in result["trials"])
+    best = result["ranking"][0]
+    print(f"best of {len(result['ranking'])} points by {sweep.objective}: {best['point']}, "
+          f"{best['mean']:.3g} ± {best['std']:.1g} over {len(best['seeds'])} seeds"
+          + (f"; {failed} trials failed (see the report)" if failed else ""))
+    print(f"report: {page}")
+    return 0 if failed < len(result["trials"]) else 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     from .study import load_study
@@ -443,6 +474,23 @@ def build_parser() -> argparse.ArgumentParser:
     stu.add_argument("--root", default="data", help="where stage outputs and reports go (default data)")
     stu.add_argument("--quiet", "-q", action="store_true", help="no stage log")
     stu.set_defaults(func=cmd_study)
+
+    swp = sub.add_parser(
+        "sweep", help="run a sweep of a study's settings and seeds on a Dask cluster, ranked by a closed-loop figure",
+        description="Run every trial of the sweep (studies/sweeps/NAME.toml: a base study and the axes to vary) as "
+                    "a task on a Dask cluster, each in a fresh process, and rank the settings by the objective over "
+                    "their seeds. Finished trials are kept under ROOT/sweeps/NAME/trials, so a re-run resumes; the "
+                    "report goes to ROOT/sweeps/NAME/report.html.",
+        epilog="examples:\n  physrnn sweep studies/sweeps/esn-driven.toml                 # local cluster, one worker "
+               "per core\n  physrnn sweep studies/sweeps/esn-driven.toml --workers 2\n"
+               "  physrnn sweep studies/sweeps/esn-driven.toml --scheduler tcp://head-node:8786",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    swp.add_argument("config", metavar="SWEEP.toml")
+    _cluster_arguments(swp)
+    swp.add_argument("--root", default="data", help="where stage outputs and the sweep go (default data)")
+    swp.add_argument("--dry-run", action="store_true", help="list the trials and exit")
+    swp.add_argument("--quiet", "-q", action="store_true", help="no progress log")
+    swp.set_defaults(func=cmd_sweep)
 
     rep = sub.add_parser("report", help="rebuild a study's report from its stored results")
     rep.add_argument("config", metavar="STUDY.toml")

@@ -16,7 +16,7 @@ from simulators.trajectory_file import read_trajectories
 
 from .analysis import HEADLINES
 
-__all__ = ["write_atomic", "write_report"]
+__all__ = ["write_atomic", "write_pages", "write_report", "write_sweep_report"]
 
 _COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
             "#1f78b4", "#b2df8a"]
@@ -334,14 +334,6 @@ def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str
                                      "yes" if t["met"] else "NO"] for t in result["targets"]]),
                        "Each target set in the study config, checked on the model's worst seed (and worst "
                        "component); a diverged seed fails."))
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    for title, (head, rows), _ in tables:
-        writer.writerow([title])
-        writer.writerow(head)
-        writer.writerows(rows)
-        writer.writerow([])
-    write_atomic(out / "metrics.csv", buf.getvalue())
     reproduce = f"physrnn study {study_file}" if study_file else "physrnn study studies/NAME.toml"
     notes = ("Scores are over the closed-loop steps of the test trajectories (after the true context), mean ± std "
              "over seeds. NRMSE = RMSE / standard deviation in time of the true signal. Valid time = time until "
@@ -351,37 +343,184 @@ def write_report(result: dict[str, Any], out_dir: str | Path, *, study_file: str
              "E = v²/2 + ω0²x²/2. Physics baselines (persistence, Euler, RK4) start from the true full state at "
              "the end of the context and have no seed.")
     tables[0] = (tables[0][0], tables[0][1], notes)
-    versions = ", ".join(f"{k} {v}" for k, v in result["software"].items())
+    facts = [("Reproduce", f"`{reproduce}`"), ("Training data", f"`{result['train_file']}`"),
+             ("Test data", f"`{result['test_file']}`"),
+             ("Resolved config", "`config.json`; log: `study.log`; every metric: `metrics.json`, `metrics.csv`")]
+    return write_pages(out, f"Study: {result['study']}", result["description"], tables, figures, facts, result,
+                       csv_name="metrics.csv")
 
-    md = [f"# Study: {result['study']}", "", result["description"], ""]
-    for title, (head, rows), note in tables:
-        md += [f"## {title}", ""] + _markdown_table(head, rows) + [""] + ([note, ""] if note else [])
+
+Table = tuple[str, tuple[list[str], list[list[str]]], "str | None"]
+
+
+def write_pages(out: Path, title: str, description: str, tables: list[Table], figures: dict[str, bytes],
+                facts: list[tuple[str, str]], result: dict[str, Any], *, csv_name: str) -> Path:
+    """report.md, report.html (figures embedded) and the tables as CSV: titled tables with their notes, the
+    figures, then what was run (``facts``, with `code` in backticks), software, wall time and the config."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for name, (head, rows), _ in tables:
+        writer.writerow([name])
+        writer.writerow(head)
+        writer.writerows(rows)
+        writer.writerow([])
+    write_atomic(out / csv_name, buf.getvalue())
+    facts = facts + [("Software", ", ".join(f"{k} {v}" for k, v in result["software"].items())),
+                     ("Wall time", f"{result['seconds']:.1f} s")]
+    config = json.dumps(result["config"], indent=2)
+
+    md = [f"# {title}", "", description, ""]
+    for name, (head, rows), note in tables:
+        md += [f"## {name}", ""] + _markdown_table(head, rows) + [""] + ([note, ""] if note else [])
     md += ["## Figures", ""] + [f"![{n}](figures/{n}.png)" for n in figures]
-    md += ["", "## What was run", "", f"- Reproduce: `{reproduce}`", f"- Training data: `{result['train_file']}`",
-           f"- Test data: `{result['test_file']}`", f"- Software: {versions}", f"- Wall time: {result['seconds']:.1f} s",
-           "- Resolved config: `config.json`; log: `study.log`; every metric: `metrics.json`, `metrics.csv`",
-           "", "```json", json.dumps(result["config"], indent=2), "```", ""]
+    md += ["", "## What was run", ""] + [f"- {k}: {v}" for k, v in facts] + ["", "```json", config, "```", ""]
     write_atomic(out / "report.md", "\n".join(md))
 
     def img(name: str) -> str:
         return (f'<figure><img alt="{name}" src="data:image/png;base64,'
                 f'{base64.b64encode(figures[name]).decode()}"></figure>')
 
-    sections = "".join(f"<h2>{html.escape(title)}</h2>{_html_table(head, rows)}"
-                       + (f"<p>{html.escape(note)}</p>" if note else "") for title, (head, rows), note in tables)
-    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>Study: {html.escape(result['study'])}</title>
+    def code(text: str) -> str:  # `x` -> <code>x</code>, the rest escaped
+        parts = html.escape(text).split("`")
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    sections = "".join(f"<h2>{html.escape(name)}</h2>{_html_table(head, rows)}"
+                       + (f"<p>{html.escape(note)}</p>" if note else "") for name, (head, rows), note in tables)
+    items = "".join(f"<li>{html.escape(k)}: {code(v)}</li>" for k, v in facts)
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:0.9em}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 th{{background:#f3f3f3}}td:first-child{{text-align:left}}img{{max-width:100%}}pre{{background:#f7f7f7;padding:1em;
 overflow-x:auto}}</style></head><body>
-<h1>Study: {html.escape(result['study'])}</h1><p>{html.escape(result['description'])}</p>
+<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>
 {sections}
 <h2>Figures</h2>{''.join(img(n) for n in figures)}
-<h2>What was run</h2><ul><li>Reproduce: <code>{html.escape(reproduce)}</code></li>
-<li>Training data: <code>{html.escape(result['train_file'])}</code></li>
-<li>Test data: <code>{html.escape(result['test_file'])}</code></li>
-<li>Software: {html.escape(versions)}</li><li>Wall time: {result['seconds']:.1f} s</li>
-<li>Resolved config: config.json; log: study.log (beside this page)</li></ul>
-<pre>{html.escape(json.dumps(result['config'], indent=2))}</pre></body></html>"""
+<h2>What was run</h2><ul>{items}</ul>
+<pre>{html.escape(config)}</pre></body></html>"""
     write_atomic(out / "report.html", page)
     return out / "report.html"
+
+
+# ----------------------------------------------------------------------------------------------- sweeps
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if not np.isfinite(value) else f"{value:.3e}"
+    return str(value)
+
+
+def _axis_figure(result: dict[str, Any]) -> bytes | None:
+    """The objective against each axis: every trial a dot, the mean over seeds a line, baselines dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = [t for t in result["trials"] if t["status"] == "ok"]
+    axes_names = list(dict.fromkeys(k for t in result["trials"] for k in t["values"] if k != "seed"))
+    if not trials or not axes_names:
+        return None
+    minimise = result["direction"] == "min"
+    ys = np.array([t["objective"] for t in trials], float)
+    log_y = minimise and np.all(ys[np.isfinite(ys)] > 0)
+    ncols = min(3, len(axes_names))
+    nrows = -(-len(axes_names) // ncols)
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
+    dts = {b["dt"] for b in result["baselines"]}
+    colours = _colour_map([b["label"] for b in result["baselines"]])
+    for ax, name in zip(grid.flat, axes_names):
+        mine = [t for t in trials if name in t["values"]]
+        values = [t["values"][name] for t in mine]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        levels = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+        if numeric and len(levels) > 1 and min(levels) > 0 and max(levels) / min(levels) > 20:
+            ax.set_xscale("log")
+        x = np.array(values, float) if numeric else np.array([levels.index(v) for v in values], float)
+        y = np.array([t["objective"] for t in mine], float)
+        ax.plot(x, np.where(np.isfinite(y), y, np.nan), "o", alpha=0.5, color="#1b9e77", label="trial (one seed)")
+        if len(levels) <= 12:
+            lx = np.array(levels, float) if numeric else np.arange(len(levels), dtype=float)
+            means = [np.mean([t["objective"] for t in mine if t["values"][name] == v]) for v in levels]
+            ax.plot(lx, means, "-", color="#333333", label="mean over trials")
+        if not numeric:
+            ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+        if len(dts) == 1:
+            for b in result["baselines"]:  # persistence is in the table; its line would only squeeze the plot
+                if b["label"] != "persistence" and np.isfinite(b["objective"]) and (b["objective"] > 0 or not log_y):
+                    ax.axhline(b["objective"], ls="--", lw=1, color=colours[b["label"]], label=b["label"])
+        ax.set_xlabel(name)
+        ax.set_ylabel(result["objective"])
+        if log_y:
+            ax.set_yscale("log")
+    for ax in list(grid.flat)[len(axes_names):]:
+        ax.set_visible(False)
+    grid.flat[0].legend(fontsize=7)
+    return _png(fig)
+
+
+def _seed_figure(result: dict[str, Any], top: int = 20) -> bytes | None:
+    """The best points and the objective of each of their seeds: how far a ranking holds over seeds."""
+    import matplotlib.pyplot as plt
+
+    ranking = result["ranking"][:top]
+    if not ranking:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ranking) + 1.2))
+    for i, p in enumerate(ranking):
+        y = np.full(len(p["objectives"]), i, float)
+        ax.plot(p["objectives"], y, "o", color="#1b9e77", alpha=0.6)
+        if np.isfinite(p["mean"]):
+            ax.plot([p["mean"]], [i], "|", color="#333333", markersize=14)
+    ax.set_yticks(range(len(ranking)), [p["point"] for p in ranking], fontsize=7)
+    ax.invert_yaxis()
+    finite = [v for p in ranking for v in p["objectives"] if np.isfinite(v)]
+    if result["direction"] == "min" and finite and min(finite) > 0:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{result['objective']} (dots: seeds, bar: mean)")
+    return _png(fig)
+
+
+def write_sweep_report(result: dict[str, Any], out_dir: str | Path, *, sweep_file: str = "") -> Path:
+    """Write a sweep's report.html, report.md, trials.csv, ranking.csv and figures/ into ``out_dir``."""
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    figures = {name: png for name, png in (("objective_by_axis", _axis_figure(result)),
+                                           ("seeds", _seed_figure(result))) if png is not None}
+    for name, png in figures.items():
+        write_atomic(out / "figures" / f"{name}.png", png)
+    better = "smaller" if result["direction"] == "min" else "larger"
+    best_study = {t["id"]: t["study_file"] for t in result["trials"]}
+    ranking = (["rank", "point", "mean ± std over seeds", "best seed", "worst seed", "seeds", "failed", "best trial"],
+               [[str(i + 1), p["point"], _pm(p["mean"], p["std"]), _fmt(p["best"]), _fmt(p["worst"]),
+                 str(len(p["seeds"])), str(p["failed"]), p["best_trial"] or "–"]
+                for i, p in enumerate(result["ranking"])])
+    tables: list[Table] = [(
+        f"Ranking by {result['objective']} ({better} is better)", ranking,
+        f"Each point's trials differ only in their seed. {result['objective']} is measured on closed-loop rollouts "
+        "from the base study's held-out test starts, at the worst component; a diverged or failed seed makes the "
+        "mean NaN and ranks the point last.")]
+    if result["baselines"]:
+        tables.append(("Baselines of the base study", (
+            ["model", "dt", result["objective"], "valid time"],
+            [[b["label"], f"{b['dt']:g}", _fmt(b["objective"]), _fmt(b.get("valid_time_median", np.nan))]
+             for b in result["baselines"]]), "The same test starts and horizon as every trial."))
+    failed = [t for t in result["trials"] if t["status"] != "ok"]
+    if failed:
+        tables.append(("Failed trials", (["trial", "point", "seed", "error"],
+                                         [[t["id"], t["point"], str(t["values"]["seed"]), t["error"]] for t in failed]),
+                       "Each trial's log is trials/ID/trial.log; the sweep went on without them."))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    names = list(dict.fromkeys(k for t in result["trials"] for k in t["values"]))
+    writer.writerow(["id", "point", *names, "status", result["objective"], "seconds", "error"])
+    for t in result["trials"]:
+        writer.writerow([t["id"], t["point"], *[t["values"].get(k, "") for k in names], t["status"],
+                         t.get("objective", ""), f"{t.get('seconds', float('nan')):.2f}", t.get("error", "")])
+    write_atomic(out / "trials.csv", buf.getvalue())
+    best = result["ranking"][0] if result["ranking"] else None
+    facts = [("Reproduce", f"`physrnn sweep {sweep_file or 'studies/sweeps/NAME.toml'}` (finished trials are kept)")]
+    if best and best["best_trial"]:
+        facts.append(("Retrain the best trial alone", f"`physrnn study {best_study[best['best_trial']]}`"))
+    facts += [("Trials", f"{len(result['trials'])} ({len(failed)} failed); each in `trials/ID/` with its "
+                         "`study.json`, `result.json` and `trial.log`; every figure in `results.json`, `trials.csv`")]
+    return write_pages(out, f"Sweep: {result['sweep']}", result["description"], tables, figures, facts, result,
+                       csv_name="ranking.csv")

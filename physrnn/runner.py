@@ -26,7 +26,7 @@ from .models import build_model, load_model
 from .report import write_atomic
 from .study import ModelEntry, StudyConfig, stage_key
 
-__all__ = ["check_targets", "run_study", "save_result", "summarise"]
+__all__ = ["check_targets", "prepare_data", "run_study", "save_result", "summarise"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
@@ -35,6 +35,24 @@ def _entries(study: StudyConfig) -> list[ModelEntry]:
     linear = {"window": 2} if study.features.observation == "position" else {}
     baselines = [ModelEntry(label=b, kind=b, settings=linear if b == "linear" else {}) for b in study.baselines]
     return baselines + list(study.models)
+
+
+def prepare_data(study: StudyConfig, root: str | Path = "data",
+                 log: Callable[[str], None] = print) -> dict[str, tuple[str, Path]]:
+    """Simulate the study's training and test ensembles under ``ROOT/cache/simulate`` unless they exist;
+    returns ``{"train": (key, path), "test": (key, path)}``."""
+    (Path(root) / "cache" / "simulate").mkdir(parents=True, exist_ok=True)
+    files = {}
+    for part, config in (("train", study.train), ("test", study.test)):
+        key = stage_key("simulate", config.to_dict())
+        path = Path(root) / "cache" / "simulate" / f"{key}.h5"
+        if path.exists():
+            log(f"[simulate] {part}: cached {path}")
+        else:
+            log(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
+            simulate_to_file(config, path)
+        files[part] = (key, path)
+    return files
 
 
 def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[str], None] = print,
@@ -52,20 +70,11 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
 
     root = Path(root)
     cache = root / "cache"
-    for sub in ("simulate", "models", "rollouts"):
+    for sub in ("models", "rollouts"):
         (cache / sub).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    files = {}
-    for part, config in (("train", study.train), ("test", study.test)):
-        key = stage_key("simulate", config.to_dict())
-        path = cache / "simulate" / f"{key}.h5"
-        if path.exists():
-            note(f"[simulate] {part}: cached {path}")
-        else:
-            note(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
-            simulate_to_file(config, path)
-        files[part] = (key, path)
+    files = prepare_data(study, root, log=note)
     train_tr, test_tr = read_trajectories(files["train"][1]), read_trajectories(files["test"][1])
     train_all = build_step_data(train_tr, study.features)
     groups = groups_of(study.group_by, test_tr.params, train_params=train_tr.params,

@@ -216,8 +216,8 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
         except (ValueError, TypeError) as err:
             raise _fail(where, f"[models.{label}] {err}") from None
         models.append(ModelEntry(label=label, kind=kind, settings=settings))
-    if not models:
-        raise _fail(where, "[models] is empty; name at least one model")
+    if not models and not baselines:
+        raise _fail(where, "[models] is empty and there are no baselines; name at least one model")
 
     rollout = dict(_table(raw, "rollout", where)) if "rollout" in raw else {}
     _unknown(rollout, _ROLLOUT_KEYS, where, "rollout")
@@ -264,12 +264,12 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
 
 
 def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate ``studies/NAME.toml``."""
+    """Read and validate ``studies/NAME.toml``, or a resolved study saved as JSON (a sweep's trial)."""
     p = Path(path)
     if not p.is_file():
         raise StudyConfigError(f"no such study config: '{p}'")
     try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise StudyConfigError(f"{p}: not valid TOML: {err}") from None
+        raw = json.loads(p.read_text()) if p.suffix == ".json" else tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise StudyConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {err}") from None
     return study_from_dict(raw, str(p))

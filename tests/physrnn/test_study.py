@@ -2,6 +2,8 @@
 
 import copy
 
+import json
+
 import pytest
 
 from physrnn.study import StudyConfigError, load_study, stage_key, study_from_dict
@@ -63,7 +65,6 @@ def test_a_good_study_resolves():
     ("models.gru", 32, r"\[models\.gru\] must be a table of settings"),
     ("models.mine", {"units": 8}, r"\[models\.mine\] unknown model type 'mine'; set kind to one of"),
     ("models.reservoir", {"kind": "esn", "spectral_radius": -1.0}, r"\[models\.reservoir\] spectral_radius must"),
-    ("models", {}, r"\[models\] is empty"),
     ("rollout.context", 0, r"\[rollout\] context must be an integer >= 1, got 0"),
     ("rollout.horizon", 10, r"\[rollout\] unknown key horizon"),
     ("rollout.group_by", "colour", r"\[rollout\] group_by = 'colour' is not a grouping of the oscillator system; "
@@ -79,6 +80,23 @@ def test_a_good_study_resolves():
 def test_bad_studies_are_rejected_naming_the_key(path, value, match):
     with pytest.raises(StudyConfigError, match=match):
         study_from_dict(_with(path, value), "tiny.toml")
+
+
+def test_a_study_of_baselines_alone_is_valid_but_not_of_nothing():
+    assert study_from_dict(_with("models", {}), "tiny.toml").models == ()  # how a sweep measures its baselines
+    nothing = _with("models", {})
+    nothing["study"]["baselines"] = []
+    with pytest.raises(StudyConfigError, match=r"\[models\] is empty and there are no baselines"):
+        study_from_dict(nothing, "tiny.toml")
+
+
+def test_a_resolved_study_loads_from_json(tmp_path):
+    study = study_from_dict(GOOD, "tiny.toml")
+    (tmp_path / "s.json").write_text(json.dumps(study.to_dict()))
+    assert load_study(tmp_path / "s.json").to_dict() == study.to_dict()  # a sweep trial's study.json
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(StudyConfigError, match=r"bad\.json: not valid JSON"):
+        load_study(tmp_path / "bad.json")
 
 
 def test_load_study_from_file(tmp_path):

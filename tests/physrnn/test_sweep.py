@@ -1,0 +1,279 @@
+"""Sweeps: config validation and trial enumeration, and the acceptance on a 2-worker LocalCluster — the same
+metrics as a serial run in one process, each trial in a fresh process, a raising trial reported while the
+others complete, a dying trial process retried, a re-run skipping finished trials, a trial retrained alone."""
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from physrnn.cli import main
+from physrnn.study import StudyConfigError
+from physrnn.sweep import RETRIES, load_sweep, rank, run_sweep, sweep_from_dict
+
+BASE = """
+[study]
+name = "tiny"
+seeds = [0, 1]
+baselines = {baselines}
+
+[features]
+parameters = ["drive_frequency"]
+
+[train]
+system = "oscillator"
+n_traj = 8
+dt = 0.1
+t_end = 10.0
+seed = 1
+params = {{ damping = 0.2, drive_amplitude = 0.5, drive_frequency = {{ uniform = [0.8, 1.2] }}, x0 = {{ uniform = [-1.0, 1.0] }} }}
+
+[test]
+system = "oscillator"
+n_traj = 3
+dt = 0.1
+t_end = 20.0
+seed = 2
+params = {{ damping = 0.2, drive_amplitude = 0.5, drive_frequency = {{ linspace = [0.8, 1.2] }}, x0 = {{ uniform = [-1.0, 1.0] }} }}
+
+[models.esn]
+units = 40
+washout = 20
+
+[models.gru]
+units = 8
+window = 2
+epochs = 2
+batch_size = 64
+"""
+
+
+@pytest.fixture
+def base(tmp_path):
+    (tmp_path / "base.toml").write_text(BASE.format(baselines='["euler", "linear"]'))
+    (tmp_path / "bare.toml").write_text(BASE.format(baselines="[]"))
+    return tmp_path
+
+
+def _sweep(base, text, name="s.toml"):
+    (base / name).write_text(text)
+    return load_sweep(base / name)
+
+
+def _raw(study="base.toml", axes=None, **sweep):
+    return {"sweep": {"name": "s", "study": study, **sweep}, "axes": axes or {}}
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_grid_crosses_every_axis_kind_axes_only_their_kind_and_seeds(base):
+    sweep = _sweep(base, """
+[sweep]
+name = "mixed"
+study = "base.toml"
+[axes]
+kind = ["esn", "gru"]
+units = [8, 16]
+seed = [0, 1, 2]
+[axes.esn]
+spectral_radius = [0.5, 0.9]
+""")
+    # esn: 2 units x 2 radii, gru: 2 units -> 6 points, each for 3 seeds.
+    assert len(sweep.trials) == 18 and len({t.id for t in sweep.trials}) == 18
+    gru = [t for t in sweep.trials if t.values["kind"] == "gru"]
+    assert len(gru) == 6 and all("spectral_radius" not in t.values for t in gru)
+    esn = next(t for t in sweep.trials if t.values["kind"] == "esn")
+    model = esn.study["models"]["esn"]
+    # The base study's esn settings, overridden by the axes; one model, one seed, no baselines.
+    assert model["washout"] == 20 and model["units"] == esn.values["units"]
+    assert esn.study["study"]["seeds"] == [esn.seed] and esn.study["study"]["baselines"] == []
+    assert len(sweep.baselines) == 1 and sweep.baselines[0]["models"] == {}
+
+
+def test_seeds_default_to_the_base_study_and_ids_are_stable(base):
+    a = _sweep(base, '[sweep]\nname = "a"\nstudy = "base.toml"\nmodel = "esn"\n[axes]\nridge = [1e-8, 1e-4]\n')
+    b = _sweep(base, '[sweep]\nname = "a"\nstudy = "base.toml"\nmodel = "esn"\n[axes]\nridge = [1e-8, 1e-4]\n')
+    assert [t.seed for t in a.trials] == [0, 1, 0, 1]
+    assert [t.id for t in a.trials] == [t.id for t in b.trials]
+
+
+def test_random_sample_is_seeded_and_within_its_bounds(base):
+    text = ('[sweep]\nname = "r"\nstudy = "base.toml"\nmodel = "esn"\nsample = "random"\nn_samples = 6\nseed = {}\n'
+            '[axes]\nridge = {{ loguniform = [1e-9, 1e-3] }}\nleak_rate = {{ uniform = [0.2, 1.0] }}\n'
+            'units = [20, 40]\nseed = [0]\n')
+    a, b, c = (_sweep(base, text.format(s)) for s in (0, 0, 1))
+    assert [t.values for t in a.trials] == [t.values for t in b.trials]
+    assert [t.values for t in a.trials] != [t.values for t in c.trials]
+    ridges = [t.values["ridge"] for t in a.trials]
+    assert all(1e-9 <= r < 1e-3 for r in ridges) and all(0.2 <= t.values["leak_rate"] < 1 for t in a.trials)
+    assert {t.values["units"] for t in a.trials} <= {20, 40}
+
+
+def test_a_dt_axis_changes_both_ensembles_and_keeps_their_duration(base):
+    sweep = _sweep(base, '[sweep]\nname = "d"\nstudy = "base.toml"\nmodel = "esn"\n[axes]\ndt = [0.05, 0.1]\n'
+                         'seed = [0]\n')
+    study = sweep.trials[0].study
+    assert study["train"]["dt"] == study["test"]["dt"] == 0.05 and study["test"]["t_end"] == 20.0
+    assert [b["train"]["dt"] for b in sweep.baselines] == [0.05, 0.1]
+
+
+@pytest.mark.parametrize("raw, message", [
+    (_raw(objective="loss"), "objective = 'loss' is not a closed-loop figure"),
+    (_raw(model="lstm"), "model = 'lstm' is not a model of"),
+    (_raw(sample="sobol"), 'sample must be "grid" or "random"'),
+    (_raw(sample="random"), "needs n_samples, a positive integer, got None"),
+    (_raw(axes={"units": 8}), "units must be a non-empty list (the values of the grid), got 8"),
+    (_raw(axes={"unitz": [8]}, model="esn"), "trial unitz=8 seed=0: [models.esn] unknown setting for a esn model"),
+    (_raw(axes={"seed": [0, 0]}), "seed lists a value twice"),
+    (_raw(axes={"lstm": {"units": [4]}}), "[axes.lstm] applies to lstm models, but the sweep's models are esn"),
+    (_raw(axes={"kind": ["cnn"]}), "kind takes model types"),
+    (_raw(study="nope.toml"), "no such study config"),
+    ({"sweep": {"name": "s", "study": "base.toml", "objectiv": "rmse"}, "axes": {}}, "unknown key objectiv"),
+])
+def test_bad_sweep_configs_name_the_key(base, raw, message):
+    with pytest.raises(StudyConfigError) as err:
+        sweep_from_dict(raw, "s.toml", base_dir=base)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_ranking_puts_a_diverged_or_failed_seed_last():
+    def trial(point, seed, value, status="ok"):
+        return {"id": f"{point}{seed}", "point": point, "values": {"u": point, "seed": seed}, "status": status,
+                "objective": value}
+
+    trials = [trial("a", 0, 1.0), trial("a", 1, 3.0), trial("b", 0, 0.5), trial("b", 1, np.nan),
+              trial("c", 0, 2.0), trial("c", 1, 0.1), trial("d", 0, 0.2), trial("d", 1, 0.0, "failed")]
+    ranked = rank(trials, "min")
+    assert [p["point"] for p in ranked][:2] == ["c", "a"] and {p["point"] for p in ranked[2:]} == {"b", "d"}
+    assert ranked[0]["mean"] == pytest.approx(1.05) and ranked[0]["std"] == pytest.approx(0.95)
+    assert ranked[0]["best_trial"] == "c1" and ranked[0]["worst"] == 2.0
+    assert [p["point"] for p in rank(trials, "max")][:2] == ["a", "c"]
+
+
+# ---------------------------------------------------------------------------------------------- on a cluster
+def test_parallel_sweep_equals_serial_one_process_per_trial(base, dask_client, tmp_path):
+    sweep = _sweep(base, """
+[sweep]
+name = "acceptance"
+study = "base.toml"
+objective = "rmse"
+[axes]
+kind = ["esn", "gru"]
+seed = [0, 1]
+[axes.esn]
+spectral_radius = [0.5, 0.9]
+[axes.gru]
+learning_rate = [1e-3, 3e-3]
+""")
+    assert len(sweep.trials) == 8
+    parallel = run_sweep(sweep, tmp_path / "parallel", client=dask_client, threads=1, log=lambda m: None)
+    serial = run_sweep(sweep, tmp_path / "serial", log=lambda m: None)
+    assert all(t["status"] == "ok" for t in parallel["trials"] + serial["trials"])
+    # The same numbers, trained from scratch in separate roots: every trial's metrics, exactly (same seeds,
+    # same data, same code; a process per trial changes nothing but the process).
+    for p, s in zip(parallel["trials"], serial["trials"]):
+        assert p["id"] == s["id"]
+        for key in ("rmse", "max_error", "valid_time_median"):
+            assert p["rows"][0][key] == s["rows"][0][key], (p["point"], key)
+    # Each trial ran in a process of its own, none of them this one or a worker.
+    pids = [t["pid"] for t in parallel["trials"]]
+    workers = set(dask_client.run(os.getpid).values())
+    assert len(set(pids)) == len(pids) and not set(pids) & (workers | {os.getpid()})
+    assert {t["pid"] for t in serial["trials"]} == {os.getpid()}
+    assert [b["label"] for b in parallel["baselines"]] == ["euler", "linear"]
+
+    from physrnn.report import write_sweep_report
+
+    page = write_sweep_report(parallel, tmp_path / "report")
+    text = page.with_name("report.md").read_text()
+    means = [p["mean"] for p in parallel["ranking"]]
+    assert means == sorted(means) and len(means) == 4
+    assert "Retrain the best trial alone" in text and (tmp_path / "report" / "figures" / "seeds.png").is_file()
+
+
+def test_a_raising_trial_is_reported_the_others_complete_and_a_rerun_skips_them(base, dask_client, tmp_path):
+    sweep = _sweep(base, '[sweep]\nname = "faulty"\nstudy = "bare.toml"\nmodel = "esn"\n'
+                         '[axes]\nwashout = [20, 1000, 30]\nseed = [0]\n')
+    lines = []
+    result = run_sweep(sweep, tmp_path, client=dask_client, log=lines.append)
+    status = {t["values"]["washout"]: t for t in result["trials"]}
+    assert status[20]["status"] == status[30]["status"] == "ok"
+    assert status[1000]["status"] == "failed"
+    assert status[1000]["error"].startswith("ValueError: washout = 1000 leaves nothing to fit")
+    assert [p["point"] for p in result["ranking"]][-1] == "washout=1000"
+    lines.clear()
+    again = run_sweep(sweep, tmp_path, client=dask_client, log=lines.append)
+    (plan,) = [line for line in lines if line.startswith("[sweep] faulty:")]
+    assert "2 done before, 1 to run" in plan  # the failed trial runs again, the finished ones do not
+    assert [t.get("objective") for t in again["trials"]] == [t.get("objective") for t in result["trials"]]
+
+
+def _fake_python(path: Path, script: str) -> str:
+    path.write_text(f"#!/bin/sh\n{script}\nexec {sys.executable} \"$@\"\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_a_trial_whose_process_dies_is_retried(base, dask_client, tmp_path):
+    sweep = _sweep(base, '[sweep]\nname = "dies"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20, 30]\n'
+                         'seed = [0]\n')
+    # The first process of each trial is killed (SIGKILL, as the OOM killer would); the retry runs normally.
+    # It is run as `python -m physrnn.sweep TRIAL_DIR ROOT`: $3 is the trial's folder.
+    python = _fake_python(tmp_path / "python", 'm="$3/killed"; if [ ! -e "$m" ]; then touch "$m"; kill -9 $$; fi')
+    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=python, log=lambda m: None)
+    assert [t["status"] for t in result["trials"]] == ["ok", "ok"]
+    assert len(list((tmp_path / "root").rglob("killed"))) == 2
+
+    # The worker itself (the trial process's parent) is killed mid-trial: its nanny restarts it and the
+    # scheduler gives the trial to a worker again.
+    python = _fake_python(tmp_path / "python2", 'm="$3/killed"; if [ ! -e "$m" ]; then touch "$m"; kill -9 $PPID; '
+                                                'exit 1; fi')
+    sweep = _sweep(base, '[sweep]\nname = "worker"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [25]\n'
+                         'seed = [0]\n', name="worker.toml")
+    workers = set(dask_client.run(os.getpid).values())
+    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=python, log=lambda m: None)
+    assert [t["status"] for t in result["trials"]] == ["ok"]
+    dask_client.wait_for_workers(2, timeout=60)
+    assert len(set(dask_client.run(os.getpid).values()) - workers) == 1  # one worker was replaced
+
+    always = _fake_python(tmp_path / "dead", "kill -9 $$")
+    sweep = _sweep(base, '[sweep]\nname = "dead"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20]\n'
+                         'seed = [0]\n', name="dead.toml")
+    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=always, log=lambda m: None)
+    (trial,) = result["trials"]
+    assert trial["status"] == "failed" and "exited with status -9" in trial["error"], trial
+    assert RETRIES >= 1
+
+
+def test_cli_sweep_and_retraining_the_best_trial_alone(base, tmp_path, capsys):
+    (base / "one.toml").write_text('[sweep]\nname = "one"\nstudy = "bare.toml"\nmodel = "esn"\n'
+                                   '[axes]\nspectral_radius = [0.5, 0.9]\nseed = [0]\n')
+    assert main(["sweep", str(base / "one.toml"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip().endswith("2 trials, 0 baseline runs")
+    assert main(["sweep", str(base / "one.toml"), "--workers", "2", "--root", str(tmp_path / "r"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "best of 2 points by rmse" in out and "report: " in out
+    result = json.loads((tmp_path / "r" / "sweeps" / "one" / "results.json").read_text())
+    best = next(t for t in result["trials"] if t["id"] == result["ranking"][0]["best_trial"])
+    # Retrained alone, from its recorded study, in another root: the same numbers.
+    assert main(["study", best["study_file"], "--root", str(tmp_path / "alone"), "-q"]) == 0
+    alone = json.loads(next((tmp_path / "alone" / "reports").glob("*/results.json")).read_text())
+    assert alone["rows"][0]["rmse"] == best["rows"][0]["rmse"]
+
+
+def test_cli_sweep_errors_are_one_line(base, capsys):
+    (base / "bad.toml").write_text('[sweep]\nname = "bad"\nstudy = "base.toml"\nobjective = "loss"\n')
+    assert main(["sweep", str(base / "bad.toml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("physrnn sweep: error: ") and "objective = 'loss'" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].glob("studies/sweeps/*.toml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_sweep_resolves(path):
+    sweep = load_sweep(path)  # every trial's study validated, model settings included
+    assert len(sweep.trials) >= 8 and sweep.baselines
+    assert len({t.id for t in sweep.trials}) == len(sweep.trials)
