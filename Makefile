@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo data bench clean studies report
+.PHONY: test demo data bench clean studies report sweeps
 
 # Reinstall only when the project's metadata changes (a second `make test` goes straight to pytest).
 $(STAMP): pyproject.toml
@@ -34,6 +34,13 @@ study-%: $(STAMP)
 
 studies: $(addprefix study-,$(STUDIES))
 
+# Sweeps: one config each in studies/sweeps/*.toml, on a local Dask cluster; reports in data/sweeps/NAME/.
+SWEEPS := $(patsubst studies/sweeps/%.toml,%,$(wildcard studies/sweeps/*.toml))
+sweep-%: $(STAMP)
+	$(BIN)/physrnn sweep studies/sweeps/$*.toml
+
+sweeps: $(addprefix sweep-,$(SWEEPS))
+
 report: $(STAMP)
 	@for s in $(STUDIES); do $(BIN)/physrnn report studies/$$s.toml || exit 1; done
 
@@ -46,7 +53,8 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_learning.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
-	rm -rf $(VENV) data/*.h5 data/cache data/reports data/demo .pytest_cache bench-results
+	rm -rf $(VENV) data/*.h5 data/*.shards data/cache data/reports data/sweeps data/demo .pytest_cache bench-results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
