@@ -1,4 +1,5 @@
-"""The README's Python example runs as written (in a scratch folder, so it writes nothing here)."""
+"""The README's Python examples (```python blocks) run as written, in a scratch folder, so they write nothing
+here. A ```py block needs what a test machine lacks (the dask-jobqueue cluster on a batch system): shown, not run."""
 
 import re
 from pathlib import Path
