@@ -413,8 +413,9 @@ def run_sweep(sweep: SweepConfig, root: str | Path = "data", *, client=None, log
         trial_dir = out / "trials" / key
         trial_dir.mkdir(parents=True, exist_ok=True)
         result = trial_dir / "result.json"
-        if result.is_file() and json.loads(result.read_text()).get("status") == "ok":
-            records[key] = json.loads(result.read_text())
+        record = json.loads(result.read_text()) if result.is_file() else {}
+        if record.get("status") == "ok":
+            records[key] = record
             continue
         _write_json(trial_dir / "study.json", study)
         pending.append((key, trial_dir, objective))
