@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +296,7 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write ``data`` to a temporary name beside ``path`` and rename it: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two processes writing one path never share a tmp
     tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     tmp.replace(path)
     return path

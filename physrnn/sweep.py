@@ -322,9 +322,9 @@ def run_trial(study: Mapping[str, Any], root: str | Path, *, objective: str | No
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    from .report import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def _trial_main(argv: list[str]) -> int:
