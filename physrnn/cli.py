@@ -21,6 +21,8 @@ import numpy as np
 from simulators.ensemble import EnsembleConfig, simulate_to_file
 from simulators.trajectory_file import TrajectoryFileError, check_output_path, read_trajectories
 
+from .sweep import DEFAULT_START, STARTS
+
 _SPEC_KINDS = ("uniform", "loguniform", "choice", "values", "linspace")
 
 SIMULATE_EPILOG = """\
@@ -339,7 +341,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         workers = args.workers or default_workers()
         threads = max(1, default_workers() // workers)
     with connect(args.scheduler, args.workers, log=log) as client:
-        result = run_sweep(sweep, args.root, client=client, log=log, threads=threads)
+        result = run_sweep(sweep, args.root, client=client, log=log, threads=threads, start=args.start)
     out = Path(result["root"]) / "sweeps" / sweep.name
     save_result(result, out / "results.json")
     page = write_sweep_report(result, out, sweep_file=args.config)
@@ -481,13 +483,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "a task on a Dask cluster, each in a fresh process, and rank the settings by the objective over "
                     "their seeds. Finished trials are kept under ROOT/sweeps/NAME/trials, so a re-run resumes; the "
                     "report goes to ROOT/sweeps/NAME/report.html.",
-        epilog="examples:\n  physrnn sweep studies/sweeps/esn-driven.toml                 # local cluster, one worker "
-               "per core\n  physrnn sweep studies/sweeps/esn-driven.toml --workers 2\n"
-               "  physrnn sweep studies/sweeps/esn-driven.toml --scheduler tcp://head-node:8786",
+        epilog="examples:\n  physrnn sweep studies/sweeps/gru-demo.toml                 # local cluster, one worker "
+               "per core\n  physrnn sweep studies/sweeps/gru-demo.toml --workers 2\n"
+               "  physrnn sweep studies/sweeps/gru-demo.toml --scheduler tcp://head-node:8786",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     swp.add_argument("config", metavar="SWEEP.toml")
     _cluster_arguments(swp)
     swp.add_argument("--root", default="data", help="where stage outputs and the sweep go (default data)")
+    swp.add_argument("--start", choices=STARTS, default=DEFAULT_START,
+                     help="how each trial's fresh process starts: forked from a launcher that has imported "
+                          "TensorFlow once, or a new interpreter (default here: %(default)s; fork is the default "
+                          "on Linux only)")
     swp.add_argument("--dry-run", action="store_true", help="list the trials and exit")
     swp.add_argument("--quiet", "-q", action="store_true", help="no progress log")
     swp.set_defaults(func=cmd_sweep)

@@ -13,7 +13,7 @@ import pytest
 
 from physrnn.cli import main
 from physrnn.study import StudyConfigError
-from physrnn.sweep import RETRIES, load_sweep, rank, run_sweep, sweep_from_dict
+from physrnn.sweep import RETRIES, STARTS, load_sweep, rank, run_sweep, sweep_from_dict
 
 BASE = """
 [study]
@@ -211,41 +211,100 @@ def test_a_raising_trial_is_reported_the_others_complete_and_a_rerun_skips_them(
     assert [t.get("objective") for t in again["trials"]] == [t.get("objective") for t in result["trials"]]
 
 
-def _fake_python(path: Path, script: str) -> str:
-    path.write_text(f"#!/bin/sh\n{script}\nexec {sys.executable} \"$@\"\n")
+FAULTY = """\
+import os, signal, sys
+
+import physrnn.sweep as sweep
+
+WORKER = os.getppid()  # this file runs as the trial process (exec) or the launcher (fork): a worker's child
+real_trial_main = sweep._trial_main
+
+
+def first_time(trial_dir):
+    marker = os.path.join(trial_dir, "faulted")
+    if os.path.exists(marker):
+        return False
+    open(marker, "w").close()
+    return True
+
+
+def faulty_trial_main(argv):
+    trial_dir = argv[0]
+{fault}
+    return real_trial_main(argv)
+
+
+sweep._trial_main = faulty_trial_main  # what the launcher's children, or this process, run
+assert sys.argv[1:3] == ["-m", "physrnn.sweep"], sys.argv
+sys.exit(sweep._serve() if sys.argv[3:] == ["--serve"] else sweep._trial_main(sys.argv[3:]))
+"""
+
+
+def _fake_python(path: Path, fault: str) -> str:
+    """An interpreter for trials in which ``fault`` (Python, given ``trial_dir``) runs before each trial."""
+    script = path.with_name(f"faulty_{path.name}.py")  # not python.py: its folder is first on sys.path
+    script.write_text(FAULTY.format(fault="    " + fault))
+    path.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return str(path)
 
 
-def test_a_trial_whose_process_dies_is_retried(base, dask_client, tmp_path):
+@pytest.mark.parametrize("start", STARTS)
+def test_a_trial_whose_process_dies_is_retried(base, dask_client, tmp_path, start):
     sweep = _sweep(base, '[sweep]\nname = "dies"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20, 30]\n'
                          'seed = [0]\n')
     # The first process of each trial is killed (SIGKILL, as the OOM killer would); the retry runs normally.
-    # It is run as `python -m physrnn.sweep TRIAL_DIR ROOT`: $3 is the trial's folder.
-    python = _fake_python(tmp_path / "python", 'm="$3/killed"; if [ ! -e "$m" ]; then touch "$m"; kill -9 $$; fi')
-    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=python, log=lambda m: None)
+    python = _fake_python(tmp_path / "python", "if first_time(trial_dir): os.kill(os.getpid(), signal.SIGKILL)")
+    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=python, start=start, log=lambda m: None)
     assert [t["status"] for t in result["trials"]] == ["ok", "ok"]
-    assert len(list((tmp_path / "root").rglob("killed"))) == 2
+    assert len(list((tmp_path / "root").rglob("faulted"))) == 2
 
-    # The worker itself (the trial process's parent) is killed mid-trial: its nanny restarts it and the
-    # scheduler gives the trial to a worker again.
-    python = _fake_python(tmp_path / "python2", 'm="$3/killed"; if [ ! -e "$m" ]; then touch "$m"; kill -9 $PPID; '
-                                                'exit 1; fi')
+    # The worker itself is killed mid-trial: its nanny restarts it and the scheduler gives the trial to a worker
+    # again.
+    python = _fake_python(tmp_path / "python2",
+                          "if first_time(trial_dir): os.kill(WORKER, signal.SIGKILL); sys.exit(1)")
     sweep = _sweep(base, '[sweep]\nname = "worker"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [25]\n'
                          'seed = [0]\n', name="worker.toml")
     workers = set(dask_client.run(os.getpid).values())
-    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=python, log=lambda m: None)
+    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=python, start=start, log=lambda m: None)
     assert [t["status"] for t in result["trials"]] == ["ok"]
     dask_client.wait_for_workers(2, timeout=60)
     assert len(set(dask_client.run(os.getpid).values()) - workers) == 1  # one worker was replaced
 
-    always = _fake_python(tmp_path / "dead", "kill -9 $$")
+    always = _fake_python(tmp_path / "dead", "os.kill(os.getpid(), signal.SIGKILL)")
     sweep = _sweep(base, '[sweep]\nname = "dead"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20]\n'
                          'seed = [0]\n', name="dead.toml")
-    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=always, log=lambda m: None)
+    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=always, start=start, log=lambda m: None)
     (trial,) = result["trials"]
     assert trial["status"] == "failed" and "exited with status -9" in trial["error"], trial
     assert RETRIES >= 1
+
+
+def test_a_dying_launcher_is_replaced_and_its_trial_retried(base, dask_client, tmp_path):
+    sweep = _sweep(base, '[sweep]\nname = "launcher"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20]\n'
+                         'seed = [0, 1]\n')
+    # The first child kills the launcher it was forked from (its parent) and exits without a result.
+    python = _fake_python(tmp_path / "python", "if first_time(os.path.dirname(trial_dir)): "
+                                               "os.kill(os.getppid(), signal.SIGKILL); sys.exit(1)")
+    result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=python, start="fork",
+                       log=lambda m: None)
+    assert [t["status"] for t in result["trials"]] == ["ok", "ok"]
+    # The trials' processes were children of launchers, never of the workers (nor the workers themselves).
+    workers = set(dask_client.run(os.getpid).values())
+    assert not {t["pid"] for t in result["trials"]} & workers
+    assert sum(dask_client.run(_launchers_left).values()) == 0  # closed when the sweep ended: no idle memory
+
+
+def _launchers_left() -> int:
+    from physrnn import sweep
+
+    return len(sweep._LAUNCHERS)
+
+
+def test_start_must_be_known(base):
+    sweep = _sweep(base, '[sweep]\nname = "x"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20]\n')
+    with pytest.raises(ValueError, match="start = 'spawn': choose one of fork, exec"):
+        run_sweep(sweep, base / "root", client=None, start="spawn")
 
 
 def test_cli_sweep_and_retraining_the_best_trial_alone(base, tmp_path, capsys):
