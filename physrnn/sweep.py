@@ -357,6 +357,11 @@ STARTS = ("fork", "exec")
 DEFAULT_START = "fork" if sys.platform.startswith("linux") else "exec"
 
 
+def _last_line(output: str) -> str:
+    """What a dead process said last: its error, usually."""
+    return (output.strip().splitlines() or ["no output"])[-1]
+
+
 def _trial_env(threads: int | None) -> dict[str, str]:
     env = dict(os.environ)
     if threads:  # share the worker's cores between the trial's thread pools, not oversubscribe them
@@ -426,8 +431,8 @@ class _Launcher:
         if not answer:
             self.close()
             self.errors.seek(0)
-            tail = self.errors.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise TrialProcessDied(f"the trial launcher exited with status {self.process.poll()} ({tail[0]})")
+            raise TrialProcessDied(f"the trial launcher exited with status {self.process.poll()} "
+                                   f"({_last_line(self.errors.read().decode(errors='replace'))})")
         return json.loads(answer)["status"]
 
     def close(self) -> None:
@@ -480,9 +485,8 @@ def _trial_task(trial_dir: str, root: str, objective: str | None, python: str, t
             status = subprocess.run([python, "-m", "physrnn.sweep", *argv], stdout=out, stderr=subprocess.STDOUT,
                                     env=_trial_env(threads)).returncode
     if not result.is_file():
-        tail = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
         raise TrialProcessDied(f"the trial process exited with status {status} and no result "
-                               f"({(tail or ['no output'])[0]})")
+                               f"({_last_line(log.read_text() if log.is_file() else '')})")
     # The process's whole life, start-up included: what a trial costs on the cluster.
     return {**json.loads(result.read_text()), "process_seconds": time.perf_counter() - started}
 
