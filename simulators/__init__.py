@@ -3,19 +3,28 @@
 >>> from simulators import LinearOscillator, solve
 >>> osc = LinearOscillator(damping=0.2, drive_amplitude=0.5, drive_frequency=1.3)
 >>> states = solve(osc, [[0.7, -0.3]], np.arange(2001) * 0.05)   # (1, 2001, 2), closed form
+
+Systems are plug-ins (:mod:`simulators.system`): a system is one module declaring a
+:class:`~simulators.system.PhysicalSystem` subclass and its ensemble parameters, registered with
+:func:`register_system`; every other part of physrnn finds it by name through :func:`get_system`.
 """
 
-from .eigen import (EigenFlow, FlowEigenpairs, convergence_time, flow_eigenpairs, random_symmetric,
+# The registry lists systems in the order their modules are imported: the oscillator first.
+from .oscillator import LinearOscillator, OscillatorParams, steady_state_response  # isort: skip
+from .eigen import (EigenFlow, EigenParams, FlowEigenpairs, convergence_time, flow_eigenpairs, random_symmetric,
                     rayleigh_quotient)
 from .ensemble import EnsembleConfig, generate, simulate_to_file, system_from_params
-from .integrate import METHODS, solve
-from .oscillator import LinearOscillator, steady_state_response
+from .integrate import METHODS, euler_step, rk4_step, solve
+from .params import EnsembleParams, ParamSpec
+from .system import PhysicalSystem, get_system, register_system, system_names
 from .trajectory_file import (SCHEMA, SCHEMA_VERSION, Trajectories, TrajectoryFileError, read_trajectories,
                               write_trajectories)
 
 __all__ = [
-    "METHODS", "SCHEMA", "SCHEMA_VERSION", "EigenFlow", "EnsembleConfig", "FlowEigenpairs", "LinearOscillator",
-    "Trajectories", "TrajectoryFileError", "convergence_time", "flow_eigenpairs", "generate",
-    "random_symmetric", "rayleigh_quotient", "read_trajectories", "simulate_to_file", "solve",
-    "steady_state_response", "system_from_params", "write_trajectories",
+    "METHODS", "SCHEMA", "SCHEMA_VERSION", "EigenFlow", "EigenParams", "EnsembleConfig", "EnsembleParams",
+    "FlowEigenpairs", "LinearOscillator", "OscillatorParams", "ParamSpec", "PhysicalSystem", "Trajectories",
+    "TrajectoryFileError", "convergence_time", "euler_step", "flow_eigenpairs", "generate", "get_system",
+    "random_symmetric", "rayleigh_quotient", "read_trajectories", "register_system", "rk4_step",
+    "simulate_to_file", "solve", "steady_state_response", "system_from_params", "system_names",
+    "write_trajectories",
 ]

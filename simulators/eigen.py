@@ -21,15 +21,20 @@ eigenvalues of symmetric matrix", Computers & Mathematics with Applications 47 (
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import as_real_array, check_bounds, check_finite, check_time_grid
+from .params import EnsembleParams, ParamSpec, check_range, fixed, param_rng
+from .system import PhysicalSystem, register_system
 
 __all__ = [
     "EigenFlow",
+    "EigenParams",
     "FlowEigenpairs",
     "convergence_time",
     "flow_eigenpairs",
@@ -103,8 +108,85 @@ def convergence_time(matrix: ArrayLike, *, initial_norm: ArrayLike = 1.0, tol: f
     return t if np.ndim(matrix) == 3 else t[0]
 
 
+@dataclass(frozen=True, kw_only=True)
+class EigenParams(EnsembleParams):
+    """Specs of an eigen-flow ensemble.
+
+    ``matrix`` is ``"random"`` (Gaussian orthogonal ensemble, see :func:`~simulators.random_symmetric`) or an
+    explicit symmetric ``size`` × ``size`` list of lists; ``shared_matrix`` gives every trajectory the same
+    matrix (many starts of one problem) instead of one matrix each. ``matrix_seed`` draws the random matrix
+    from its own seed rather than the ensemble's, so two ensembles (say, training and test starts) can share
+    one problem. ``negate`` flows with −A instead, whose limit is the eigenvector of λmin(A); the files then
+    hold −A as the matrix. Starts point in uniformly random directions with norm ``initial_norm``.
+    """
+
+    size: int = 6
+    matrix: str | tuple[tuple[float, ...], ...] = "random"
+    shared_matrix: bool = True
+    matrix_seed: int | None = None
+    negate: bool = False
+    initial_norm: ParamSpec = fixed(1.0)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], system: str = "eigen") -> EigenParams:
+        d = dict(d)
+        if isinstance(d.get("matrix"), list):
+            d["matrix"] = tuple(tuple(row) if isinstance(row, list) else row for row in d["matrix"])
+            d.setdefault("size", len(d["matrix"]))
+        return super().from_dict(d, system)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ValueError(f"size must be a positive integer, got {self.size!r}")
+        for name in ("shared_matrix", "negate"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.matrix_seed is not None:
+            if isinstance(self.matrix_seed, bool) or not isinstance(self.matrix_seed, int) or self.matrix_seed < 0:
+                raise ValueError(f"matrix_seed must be an integer >= 0, got {self.matrix_seed!r}")
+            if not isinstance(self.matrix, str):
+                raise ValueError("matrix_seed is for a random matrix; drop it or set matrix = \"random\"")
+        if isinstance(self.matrix, str):
+            if self.matrix != "random":
+                raise ValueError(f"matrix must be \"random\" or a list of rows, got {self.matrix!r}")
+        else:
+            a = check_symmetric(self.matrix)
+            if a.shape[-1] != self.size:
+                raise ValueError(f"matrix is {a.shape[-1]} x {a.shape[-1]} but size = {self.size}")
+        check_range("initial_norm", self.initial_norm, low=0.0, strict=True)
+
+    def to_config(self) -> dict[str, Any]:
+        matrix = self.matrix if isinstance(self.matrix, str) else [list(r) for r in self.matrix]
+        out = {"size": self.size, "matrix": matrix, "shared_matrix": self.shared_matrix,
+               "initial_norm": self.initial_norm.to_config()}
+        if self.matrix_seed is not None:
+            out["matrix_seed"] = self.matrix_seed
+        if self.negate:
+            out["negate"] = True
+        return out  # the defaults left out, so configs written before these options keep their cache keys
+
+    def sample(self, n_traj: int, seed: int) -> tuple[EigenFlow, np.ndarray]:
+        if isinstance(self.matrix, str):
+            n_mat = None if self.shared_matrix else n_traj
+            matrix_seed = seed if self.matrix_seed is None else self.matrix_seed
+            a = random_symmetric(self.size, seed=param_rng(matrix_seed, "matrix"), n_matrices=n_mat)
+        else:
+            a = np.array(self.matrix, dtype=float)
+        if self.negate:
+            a = -a
+        direction = param_rng(seed, "x0").standard_normal((n_traj, self.size))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        x0 = direction * self.initial_norm.sample(n_traj, seed, "initial_norm")[:, None]
+        return EigenFlow(matrix=a), x0
+
+
+    def initial_params(self, x0: np.ndarray) -> dict[str, np.ndarray]:
+        return {"x0": x0.copy(), "initial_norm": np.linalg.norm(x0, axis=1)}
+
+
+@register_system
 @dataclass(frozen=True, kw_only=True, eq=False)
-class EigenFlow:
+class EigenFlow(PhysicalSystem):
     """An ensemble of eigen flows ``dx/dt = −x + [xᵀx A + (1 − xᵀAx) I] x``.
 
     Parameters
@@ -116,6 +198,9 @@ class EigenFlow:
     matrix: ArrayLike
     n_traj: int = field(init=False)
     system = "eigen"
+    PARAMETERS = ("matrix",)
+    Params = EigenParams
+    AUTO_T_END = True
 
     def __post_init__(self) -> None:
         a = check_symmetric(self.matrix)
@@ -127,6 +212,19 @@ class EigenFlow:
     def n_state(self) -> int:
         return self.matrix.shape[-1]
 
+    def auto_t_end(self, initial_state: np.ndarray) -> float:
+        """The latest time at which the slowest start's Rayleigh quotient is within 1e-10 of λmax
+        (:func:`convergence_time`)."""
+        norms = np.linalg.norm(initial_state, axis=1)
+        horizon = float(np.max(convergence_time(self.matrix, initial_norm=norms)))
+        if not math.isfinite(horizon):
+            raise ValueError("t_end = \"auto\" needs a gap between the top two eigenvalues; a matrix has a "
+                             "degenerate top eigenvalue, so give t_end or n_steps")
+        return horizon
+
+    def physics_analysis(self, observed: tuple[str, ...]) -> str | None:
+        return "eigen"
+
     @property
     def state_names(self) -> tuple[str, ...]:
         return tuple(f"x{i}" for i in range(self.n_state))
@@ -135,22 +233,10 @@ class EigenFlow:
     def state_units(self) -> tuple[str, ...]:
         return ("1",) * self.n_state
 
-    is_driven = False
-
     def params(self) -> dict[str, np.ndarray]:
         """The matrix and its reference spectrum from ``numpy.linalg.eigh`` (ascending), per trajectory."""
         w, v = np.linalg.eigh(self.matrix)
         return {"matrix": self.matrix, "eigenvalues": w, "eigenvectors": v}
-
-    def take(self, index) -> EigenFlow:
-        return self if self.n_traj == 1 else EigenFlow(matrix=self.matrix[index])
-
-    def broadcast(self, n_traj: int) -> EigenFlow:
-        if n_traj == self.n_traj:
-            return self
-        if self.n_traj != 1:
-            raise ValueError(f"cannot broadcast an ensemble of {self.n_traj} matrices to {n_traj} trajectories")
-        return EigenFlow(matrix=np.repeat(self.matrix, n_traj, axis=0))
 
     def rhs(self, t: float, state: np.ndarray) -> np.ndarray:
         """dx/dt for ``state`` of shape (n_traj, n) (or (n,) for one trajectory)."""

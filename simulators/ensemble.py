@@ -4,19 +4,9 @@ An :class:`EnsembleConfig` is what a ``[simulate]``-style TOML file deserialises
 ``physrnn simulate`` builds from its flags, and what a trajectory file records (as JSON) in its ``config``
 attribute, so that any file can be regenerated from itself.
 
-Each parameter is given by a *spec*:
-
-=============================  ==========================================================
-``0.2``                        the same value for every trajectory
-``{uniform = [lo, hi]}``       drawn uniformly in [lo, hi)
-``{loguniform = [lo, hi]}``    log-uniform in [lo, hi), lo > 0
-``{choice = [a, b, ...]}``     drawn from the list
-``{values = [a, b, ...]}``     exactly these, one per trajectory (length n_traj)
-``{linspace = [lo, hi]}``      evenly spaced from lo to hi over the trajectories
-=============================  ==========================================================
-
-Every random spec draws from its own stream, keyed by the seed and the parameter's name, so adding a
-parameter to a config does not change the values drawn for the others.
+Each parameter is given by a *spec* (a value, or ``{uniform = [lo, hi]}`` and the like; see
+:mod:`simulators.params`), and the parameters a system takes are declared by the system itself (its
+``Params`` class, see :mod:`simulators.system`): this module names no system.
 """
 
 from __future__ import annotations
@@ -24,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import zlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -32,246 +21,15 @@ from typing import Any, Callable, Mapping
 import h5py
 import numpy as np
 
-from .eigen import EigenFlow, check_symmetric, convergence_time, random_symmetric
-from .integrate import METHODS, solve
-from .oscillator import LinearOscillator
+from .integrate import METHODS, REFERENCE_ATOL, REFERENCE_RTOL, solve
+from .params import EnsembleParams, ParamSpec, finite_number, reject_unknown
+from .system import PhysicalSystem, get_system, system_names
 from .trajectory_file import Trajectories, TrajectoryWriter, check_output_path
 
-__all__ = ["EnsembleConfig", "EigenParams", "OscillatorParams", "ParamSpec", "SYSTEMS", "generate", "join_shards",
-           "shard_blocks", "shard_path", "simulate_shard", "simulate_to_file", "system_from_params"]
+__all__ = ["EnsembleConfig", "ParamSpec", "generate", "join_shards", "shard_blocks", "shard_path", "simulate_shard",
+           "simulate_to_file", "system_from_params"]
 
-SYSTEMS = ("oscillator", "eigen")
-_KINDS = ("uniform", "loguniform", "choice", "values", "linspace")
-
-
-def _rng(seed: int, name: str) -> np.random.Generator:
-    """An independent stream for parameter ``name`` (CRC32 of the name: stable across runs and platforms)."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode())])
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """How one parameter is set across the ensemble (see the module docstring)."""
-
-    kind: str  # "fixed" or one of _KINDS
-    values: tuple[float, ...]
-
-    @classmethod
-    def parse(cls, name: str, spec: Any) -> ParamSpec:
-        if isinstance(spec, ParamSpec):
-            return spec
-        if isinstance(spec, bool):
-            raise TypeError(f"{name} must be a number or a spec table, got {spec!r}")
-        if isinstance(spec, (int, float)):
-            return cls("fixed", (_finite(name, spec),))
-        if not isinstance(spec, Mapping) or len(spec) != 1:
-            raise TypeError(
-                f"{name} must be a number or a one-key table such as {{uniform = [0.0, 1.0]}} "
-                f"(keys: {', '.join(_KINDS)}), got {spec!r}")
-        (kind, args), = spec.items()
-        if kind not in _KINDS:
-            raise ValueError(f"{name}: unknown spec '{kind}'; use one of {', '.join(_KINDS)}")
-        if not isinstance(args, (list, tuple)) or not args:
-            raise TypeError(f"{name}.{kind} must be a non-empty list of numbers, got {args!r}")
-        vals = tuple(_finite(f"{name}.{kind}", a) for a in args)
-        if kind in ("uniform", "loguniform", "linspace"):
-            if len(vals) != 2:
-                raise ValueError(f"{name}.{kind} must be [low, high], got {list(vals)}")
-            if vals[1] < vals[0]:
-                raise ValueError(f"{name}.{kind} = {list(vals)} has high < low; give [low, high]")
-            if kind == "loguniform" and vals[0] <= 0:
-                raise ValueError(f"{name}.loguniform needs low > 0, got {vals[0]!r}")
-        return cls(kind, vals)
-
-    def to_config(self) -> Any:
-        return self.values[0] if self.kind == "fixed" else {self.kind: list(self.values)}
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return min(self.values), max(self.values)
-
-    def sample(self, n: int, seed: int, name: str) -> np.ndarray:
-        """One value per trajectory, ndarray of shape (n,)."""
-        v = self.values
-        if self.kind == "fixed":
-            return np.full(n, v[0])
-        if self.kind == "linspace":
-            return np.linspace(v[0], v[1], n)
-        if self.kind == "values":
-            if len(v) != n:
-                raise ValueError(f"{name}.values has {len(v)} entries but n_traj = {n}; give one per trajectory")
-            return np.array(v)
-        rng = _rng(seed, name)
-        if self.kind == "uniform":
-            return rng.uniform(v[0], v[1], n)
-        if self.kind == "loguniform":
-            return np.exp(rng.uniform(math.log(v[0]), math.log(v[1]), n))
-        return rng.choice(np.array(v), n)
-
-
-def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} = {value!r} is not finite; give a finite number")
-    return float(value)
-
-
-def _reject_unknown(section: str, given: Mapping[str, Any], allowed: list[str]) -> None:
-    unknown = sorted(set(given) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} in {section}: {', '.join(unknown)}; "
-                         f"allowed: {', '.join(allowed)}")
-
-
-def _check_range(name: str, spec: ParamSpec, *, low: float, strict: bool = False) -> None:
-    lo = spec.bounds[0]
-    if lo < low or (strict and lo == low):
-        rel = ">" if strict else ">="
-        what = "is out of range" if spec.kind == "fixed" else f"reaches {lo!r}"
-        raise ValueError(f"{name} = {spec.to_config()!r} {what}; it must be {rel} {low:g}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class OscillatorParams:
-    """Parameter specs of an oscillator ensemble; drive specs may be a tuple, one spec per drive term."""
-
-    damping: ParamSpec = ParamSpec("fixed", (0.0,))
-    natural_frequency: ParamSpec = ParamSpec("fixed", (1.0,))
-    drive_amplitude: tuple[ParamSpec, ...] = (ParamSpec("fixed", (0.0,)),)
-    drive_frequency: tuple[ParamSpec, ...] = (ParamSpec("fixed", (0.0,)),)
-    drive_phase: tuple[ParamSpec, ...] = (ParamSpec("fixed", (0.0,)),)
-    x0: ParamSpec = ParamSpec("uniform", (-1.0, 1.0))
-    v0: ParamSpec = ParamSpec("uniform", (-1.0, 1.0))
-
-    _DRIVE = ("drive_amplitude", "drive_frequency", "drive_phase")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> OscillatorParams:
-        names = [f.name for f in fields(cls)]
-        _reject_unknown("[params] of an oscillator ensemble", d, names)
-        kw: dict[str, Any] = {}
-        for name in names:
-            if name not in d:
-                continue
-            if name in cls._DRIVE:
-                specs = d[name] if isinstance(d[name], (list, tuple)) else [d[name]]
-                kw[name] = tuple(ParamSpec.parse(f"{name}[{k}]" if len(specs) > 1 else name, s)
-                                 for k, s in enumerate(specs))
-            else:
-                kw[name] = ParamSpec.parse(name, d[name])
-        return cls(**kw)
-
-    def __post_init__(self) -> None:
-        _check_range("damping", self.damping, low=0.0)
-        _check_range("natural_frequency", self.natural_frequency, low=0.0, strict=True)
-        for spec in self.drive_frequency:
-            _check_range("drive_frequency", spec, low=0.0)
-        counts = {len(getattr(self, n)) for n in self._DRIVE} - {1}
-        if len(counts) > 1 or any(len(getattr(self, n)) == 0 for n in self._DRIVE):
-            raise ValueError("drive_amplitude, drive_frequency and drive_phase must each give one spec or the "
-                             f"same number of drive terms, got {[len(getattr(self, n)) for n in self._DRIVE]}")
-
-    def to_config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = [s.to_config() for s in v] if isinstance(v, tuple) else v.to_config()
-            if isinstance(v, tuple) and len(v) == 1:
-                out[f.name] = out[f.name][0]
-        return out
-
-    def sample(self, n_traj: int, seed: int) -> tuple[LinearOscillator, np.ndarray]:
-        n_terms = max(len(getattr(self, n)) for n in self._DRIVE)
-        drive = {}
-        for name in self._DRIVE:
-            specs = getattr(self, name)
-            specs = specs * n_terms if len(specs) == 1 else specs
-            drive[name] = np.stack([s.sample(n_traj, seed, f"{name}[{k}]") for k, s in enumerate(specs)], axis=1)
-        system = LinearOscillator(damping=self.damping.sample(n_traj, seed, "damping"),
-                                  natural_frequency=self.natural_frequency.sample(n_traj, seed, "natural_frequency"),
-                                  **drive)
-        x0 = np.stack([self.x0.sample(n_traj, seed, "x0"), self.v0.sample(n_traj, seed, "v0")], axis=1)
-        return system, x0
-
-
-@dataclass(frozen=True, kw_only=True)
-class EigenParams:
-    """Specs of an eigen-flow ensemble.
-
-    ``matrix`` is ``"random"`` (Gaussian orthogonal ensemble, see :func:`~simulators.random_symmetric`) or an
-    explicit symmetric ``size`` × ``size`` list of lists; ``shared_matrix`` gives every trajectory the same
-    matrix (many starts of one problem) instead of one matrix each. ``matrix_seed`` draws the random matrix
-    from its own seed rather than the ensemble's, so two ensembles (say, training and test starts) can share
-    one problem. ``negate`` flows with −A instead, whose limit is the eigenvector of λmin(A); the files then
-    hold −A as the matrix. Starts point in uniformly random directions with norm ``initial_norm``.
-    """
-
-    size: int = 6
-    matrix: str | tuple[tuple[float, ...], ...] = "random"
-    shared_matrix: bool = True
-    matrix_seed: int | None = None
-    negate: bool = False
-    initial_norm: ParamSpec = ParamSpec("fixed", (1.0,))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> EigenParams:
-        names = [f.name for f in fields(cls)]
-        _reject_unknown("[params] of an eigen ensemble", d, names)
-        kw = dict(d)
-        if "initial_norm" in kw:
-            kw["initial_norm"] = ParamSpec.parse("initial_norm", kw["initial_norm"])
-        if isinstance(kw.get("matrix"), list):
-            kw["matrix"] = tuple(tuple(row) if isinstance(row, list) else row for row in kw["matrix"])
-            kw.setdefault("size", len(kw["matrix"]))
-        return cls(**kw)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"size must be a positive integer, got {self.size!r}")
-        for name in ("shared_matrix", "negate"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.matrix_seed is not None:
-            if isinstance(self.matrix_seed, bool) or not isinstance(self.matrix_seed, int) or self.matrix_seed < 0:
-                raise ValueError(f"matrix_seed must be an integer >= 0, got {self.matrix_seed!r}")
-            if not isinstance(self.matrix, str):
-                raise ValueError("matrix_seed is for a random matrix; drop it or set matrix = \"random\"")
-        if isinstance(self.matrix, str):
-            if self.matrix != "random":
-                raise ValueError(f"matrix must be \"random\" or a list of rows, got {self.matrix!r}")
-        else:
-            a = check_symmetric(self.matrix)
-            if a.shape[-1] != self.size:
-                raise ValueError(f"matrix is {a.shape[-1]} x {a.shape[-1]} but size = {self.size}")
-        _check_range("initial_norm", self.initial_norm, low=0.0, strict=True)
-
-    def to_config(self) -> dict[str, Any]:
-        matrix = self.matrix if isinstance(self.matrix, str) else [list(r) for r in self.matrix]
-        out = {"size": self.size, "matrix": matrix, "shared_matrix": self.shared_matrix,
-               "initial_norm": self.initial_norm.to_config()}
-        if self.matrix_seed is not None:
-            out["matrix_seed"] = self.matrix_seed
-        if self.negate:
-            out["negate"] = True
-        return out  # the defaults left out, so configs written before these options keep their cache keys
-
-    def sample(self, n_traj: int, seed: int) -> tuple[EigenFlow, np.ndarray]:
-        if isinstance(self.matrix, str):
-            n_mat = None if self.shared_matrix else n_traj
-            matrix_seed = seed if self.matrix_seed is None else self.matrix_seed
-            a = random_symmetric(self.size, seed=_rng(matrix_seed, "matrix"), n_matrices=n_mat)
-        else:
-            a = np.array(self.matrix, dtype=float)
-        if self.negate:
-            a = -a
-        direction = _rng(seed, "x0").standard_normal((n_traj, self.size))
-        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-        x0 = direction * self.initial_norm.sample(n_traj, seed, "initial_norm")[:, None]
-        return EigenFlow(matrix=a), x0
-
-
-_PARAMS = {"oscillator": OscillatorParams, "eigen": EigenParams}
+_finite = finite_number
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,7 +38,8 @@ class EnsembleConfig:
 
     Parameters
     ----------
-    system : {"oscillator", "eigen"}
+    system : str
+        A registered system (:func:`simulators.system.system_names`).
     n_traj : int
         Number of trajectories.
     dt : float
@@ -288,15 +47,16 @@ class EnsembleConfig:
     n_steps : int, optional
         Number of output times, including t = 0. Give this or ``t_end``.
     t_end : float or "auto", optional
-        Final time, a whole number of ``dt``. ``"auto"`` (eigen flow only): the latest time at which the
-        slowest trajectory's Rayleigh quotient is within 1e-10 of λmax (:func:`~simulators.convergence_time`),
-        rounded up to a whole step.
+        Final time, a whole number of ``dt``. ``"auto"`` (systems that define it, such as the eigen flow, whose
+        horizon is the latest time at which the slowest trajectory's Rayleigh quotient is within 1e-10 of λmax):
+        the system's :meth:`~simulators.system.PhysicalSystem.auto_t_end`, rounded up to a whole step.
     seed : int
         Root of every random draw.
     method : {"exact", "euler", "rk4", "reference"}
     rtol, atol : float
         Tolerances of the reference integrator.
-    params : OscillatorParams or EigenParams
+    params : EnsembleParams
+        The system's own parameter specs (its ``Params`` class).
     """
 
     system: str
@@ -306,33 +66,34 @@ class EnsembleConfig:
     t_end: float | str | None = None
     seed: int = 0
     method: str = "exact"
-    rtol: float = 1e-12
-    atol: float = 1e-14
-    params: OscillatorParams | EigenParams = field(default=None)  # type: ignore[assignment]
+    rtol: float = REFERENCE_RTOL
+    atol: float = REFERENCE_ATOL
+    params: EnsembleParams = field(default=None)  # type: ignore[assignment]
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EnsembleConfig:
         """From a parsed TOML/JSON table; unknown keys and wrong types are rejected, naming the key."""
         allowed = [f.name for f in fields(cls)]
-        _reject_unknown("the ensemble config", d, allowed)
+        reject_unknown("the ensemble config", d, allowed)
         if "system" not in d:
-            raise ValueError(f"the ensemble config has no 'system'; set system = one of {', '.join(SYSTEMS)}")
+            raise ValueError(f"the ensemble config has no 'system'; set system = one of {', '.join(system_names())}")
         kw = dict(d)
-        system = kw["system"]
-        if system not in SYSTEMS:
-            raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+        system = get_system(kw["system"])
         params = kw.pop("params", {})
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a table, got {params!r}")
-        return cls(**kw, params=_PARAMS[system].from_dict(params))
+        return cls(**kw, params=system.Params.from_dict(params, system.system))
+
+    @property
+    def system_class(self) -> type[PhysicalSystem]:
+        return get_system(self.system)
 
     def __post_init__(self) -> None:
-        if self.system not in SYSTEMS:
-            raise ValueError(f"unknown system {self.system!r}; choose one of {', '.join(SYSTEMS)}")
+        params_class = get_system(self.system).Params
         if self.params is None:
-            object.__setattr__(self, "params", _PARAMS[self.system]())
-        if not isinstance(self.params, _PARAMS[self.system]):
-            raise TypeError(f"params of a {self.system} ensemble must be {_PARAMS[self.system].__name__}")
+            object.__setattr__(self, "params", params_class())
+        if not isinstance(self.params, params_class):
+            raise TypeError(f"params of a {self.system} ensemble must be {params_class.__name__}")
         for name in ("n_traj", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -355,8 +116,8 @@ class EnsembleConfig:
             if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
                 raise ValueError(f"n_steps must be an integer >= 1, got {self.n_steps!r}")
         elif self.t_end == "auto":
-            if self.system != "eigen":
-                raise ValueError("t_end = \"auto\" is for the eigen flow; give a number for the oscillator")
+            if not self.system_class.AUTO_T_END:
+                raise ValueError(f"t_end = \"auto\" is not defined for the {self.system} system; give a number")
         else:
             t_end = _finite("t_end", self.t_end)
             if t_end <= 0:
@@ -372,23 +133,18 @@ class EnsembleConfig:
         out["params"] = self.params.to_config()
         return out
 
-    def sample(self) -> tuple[LinearOscillator | EigenFlow, np.ndarray]:
+    def sample(self) -> tuple[PhysicalSystem, np.ndarray]:
         """The system (one parameter set per trajectory) and the initial states, ndarray (n_traj, n_state)."""
         return self.params.sample(self.n_traj, self.seed)
 
-    def time(self, system: LinearOscillator | EigenFlow | None = None, initial_state=None) -> np.ndarray:
+    def time(self, system: PhysicalSystem | None = None, initial_state=None) -> np.ndarray:
         """The output times, ndarray of shape (n_steps,), starting at 0."""
         if self.n_steps is not None:
             n_steps = self.n_steps
         elif self.t_end == "auto":
             if system is None:
                 system, initial_state = self.sample()
-            norms = np.linalg.norm(initial_state, axis=1)
-            horizon = float(np.max(convergence_time(system.matrix, initial_norm=norms)))
-            if not math.isfinite(horizon):
-                raise ValueError("t_end = \"auto\" needs a gap between the top two eigenvalues; a matrix has a "
-                                 "degenerate top eigenvalue, so give t_end or n_steps")
-            n_steps = math.ceil(horizon / self.dt) + 1
+            n_steps = math.ceil(system.auto_t_end(initial_state) / self.dt) + 1
         else:
             n_steps = round(self.t_end / self.dt) + 1
         return self.dt * np.arange(n_steps)
@@ -428,12 +184,7 @@ def _batches(config: EnsembleConfig, batch_size: int | None, block: slice | None
 
 
 def _provenance(config: EnsembleConfig, system, x0: np.ndarray) -> tuple[dict, dict]:
-    params = dict(system.params())
-    if config.system == "oscillator":
-        params["x0"], params["v0"] = x0[:, 0].copy(), x0[:, 1].copy()
-    else:
-        params["x0"] = x0.copy()
-        params["initial_norm"] = np.linalg.norm(x0, axis=1)
+    params = {**system.params(), **config.params.initial_params(x0)}
     attrs: dict[str, Any] = {"seed": config.seed, "config": config.to_dict()}
     if config.method == "reference":
         attrs.update(rtol=config.rtol, atol=config.atol, integrator="scipy DOP853")
@@ -549,11 +300,6 @@ def join_shards(config: EnsembleConfig, path, shards: list, blocks: list[slice])
     return writer.path
 
 
-def system_from_params(system: str, params: Mapping[str, np.ndarray]) -> LinearOscillator | EigenFlow:
+def system_from_params(system: str, params: Mapping[str, np.ndarray]) -> PhysicalSystem:
     """Rebuild the system (one parameter set per trajectory) from a trajectory file's ``/params``."""
-    if system == "oscillator":
-        return LinearOscillator(**{k: params[k] for k in ("damping", "natural_frequency", "drive_amplitude",
-                                                          "drive_frequency", "drive_phase")})
-    if system == "eigen":
-        return EigenFlow(matrix=params["matrix"])
-    raise ValueError(f"unknown system {system!r}; choose one of {', '.join(SYSTEMS)}")
+    return get_system(system).from_params(params)

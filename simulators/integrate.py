@@ -23,13 +23,17 @@ from scipy.integrate import solve_ivp
 
 from ._validation import check_bounds, check_time_grid
 
-__all__ = ["METHODS", "System", "solve"]
+__all__ = ["METHODS", "REFERENCE_ATOL", "REFERENCE_RTOL", "System", "euler_step", "rk4_step", "solve"]
 
 METHODS = ("exact", "euler", "rk4", "reference")
+#: The reference integrator's default tolerances, met by every component of every trajectory (one pair for
+#: ``solve`` and for ensemble configs alike).
+REFERENCE_RTOL = 1e-12
+REFERENCE_ATOL = 1e-14
 
 
 class System(Protocol):
-    """What :func:`solve` needs of a system (see :class:`~simulators.LinearOscillator`)."""
+    """What :func:`solve` needs of a system (every :class:`~simulators.system.PhysicalSystem` has it)."""
 
     system: str
     n_traj: int
@@ -49,15 +53,15 @@ def solve(
     *,
     method: str = "exact",
     substeps: int = 1,
-    rtol: float = 1e-11,
-    atol: float = 1e-13,
+    rtol: float = REFERENCE_RTOL,
+    atol: float = REFERENCE_ATOL,
 ) -> np.ndarray:
     """States of an ensemble at the given times.
 
     Parameters
     ----------
-    system : LinearOscillator or EigenFlow
-        With one set of parameters, or one per trajectory.
+    system : PhysicalSystem
+        Any registered system (:mod:`simulators.system`), with one set of parameters or one per trajectory.
     initial_state : ndarray of shape (n_traj, n_state)
         States at ``time[0]``.
     time : ndarray of shape (n_steps,)
@@ -107,15 +111,17 @@ def solve(
         return system.exact(s0, t)
     if method == "reference":
         return _reference(system, s0, t, rtol, atol)
-    step = _euler_step if method == "euler" else _rk4_step
+    step = euler_step if method == "euler" else rk4_step
     return _fixed_step(system, s0, t, step, int(substeps))
 
 
-def _euler_step(f, t: float, y: np.ndarray, h: float) -> np.ndarray:
+def euler_step(f, t: float, y: np.ndarray, h: float) -> np.ndarray:
+    """One explicit Euler step ``y + h f(t, y)`` of ``f(t, y)`` (batched over the rows of ``y``)."""
     return y + h * f(t, y)
 
 
-def _rk4_step(f, t: float, y: np.ndarray, h: float) -> np.ndarray:
+def rk4_step(f, t: float, y: np.ndarray, h: float) -> np.ndarray:
+    """One classical fourth-order Runge–Kutta step of ``f(t, y)`` from ``(t, y)`` (batched over rows of ``y``)."""
     k1 = f(t, y)
     k2 = f(t + 0.5 * h, y + (0.5 * h) * k1)
     k3 = f(t + 0.5 * h, y + (0.5 * h) * k2)

@@ -46,13 +46,19 @@ motion that cancels its initial velocity.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ._validation import as_real_array, check_bounds, check_finite, check_time_grid
+from .params import EnsembleParams, ParamSpec, check_range, fixed, uniform
+from .system import PhysicalSystem, register_system
 
-__all__ = ["LinearOscillator", "steady_state_response"]
+__all__ = ["LinearOscillator", "OscillatorParams", "steady_state_response"]
+
+#: Damping ratios equal to 1 up to this relative tolerance count as critical (ζ = 1 from rounded parameters).
+CRITICAL_RTOL = 1e-9
 
 
 def _broadcast_traj(name: str, array: np.ndarray, n_traj: int) -> np.ndarray:
@@ -65,8 +71,38 @@ def _broadcast_traj(name: str, array: np.ndarray, n_traj: int) -> np.ndarray:
         ) from None
 
 
+@dataclass(frozen=True, kw_only=True)
+class OscillatorParams(EnsembleParams):
+    """Parameter specs of an oscillator ensemble; drive specs may be a tuple, one spec per drive term."""
+
+    damping: ParamSpec = fixed(0.0)
+    natural_frequency: ParamSpec = fixed(1.0)
+    drive_amplitude: tuple[ParamSpec, ...] = (fixed(0.0),)
+    drive_frequency: tuple[ParamSpec, ...] = (fixed(0.0),)
+    drive_phase: tuple[ParamSpec, ...] = (fixed(0.0),)
+    x0: ParamSpec = uniform(-1.0, 1.0)
+    v0: ParamSpec = uniform(-1.0, 1.0)
+
+    INITIAL_STATE = ("x0", "v0")
+    TERMS = ("drive_amplitude", "drive_frequency", "drive_phase")
+
+    def __post_init__(self) -> None:
+        check_range("damping", self.damping, low=0.0)
+        check_range("natural_frequency", self.natural_frequency, low=0.0, strict=True)
+        for spec in self.drive_frequency:
+            check_range("drive_frequency", spec, low=0.0)
+        counts = {len(getattr(self, n)) for n in self.TERMS} - {1}
+        if len(counts) > 1 or any(len(getattr(self, n)) == 0 for n in self.TERMS):
+            raise ValueError("drive_amplitude, drive_frequency and drive_phase must each give one spec or the "
+                             f"same number of drive terms, got {[len(getattr(self, n)) for n in self.TERMS]}")
+
+    def build(self, values) -> LinearOscillator:
+        return LinearOscillator(**values)
+
+
+@register_system
 @dataclass(frozen=True, kw_only=True, eq=False)
-class LinearOscillator:
+class LinearOscillator(PhysicalSystem):
     """An ensemble of linear oscillators ``x'' + η x' + ω0² x = Σ_k F_k cos(Ω_k t + φ_k)``.
 
     Every parameter is a scalar (shared by all trajectories) or an array with one entry per trajectory;
@@ -90,9 +126,20 @@ class LinearOscillator:
     drive_phase: ArrayLike = 0.0
     n_traj: int = field(init=False)
 
+    system = "oscillator"
     state_names = ("x", "v")
     state_units = ("L", "L/T")
-    system = "oscillator"
+    PARAMETERS = ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase")
+    Params = OscillatorParams
+    #: "position": x alone, so a model must carry the velocity in its memory.
+    OBSERVATIONS = {"full": None, "position": (0,)}
+    #: "phase": (cos, sin) of each drive term's phase Ω_k t + φ_k, from which the exact one-step map is affine;
+    #: "force": F(t) alone; "none".
+    DRIVE_FEATURES = ("phase", "force", "none")
+    #: What a parameter-aware model may be given (each drive term contributes one column).
+    MODEL_PARAMETERS = ("damping", "natural_frequency", "drive_amplitude", "drive_frequency")
+    #: "regime": under-, critically and over-damped (ζ < 1, ζ = 1, ζ > 1).
+    GROUPINGS = ("regime",)
 
     def __post_init__(self) -> None:
         eta = check_bounds("damping", as_real_array("damping", self.damping, max_ndim=1), low=0.0)
@@ -134,8 +181,6 @@ class LinearOscillator:
             getattr(self, name).setflags(write=False)
 
     # ------------------------------------------------------------------ description
-    n_state = 2
-
     @property
     def n_terms(self) -> int:
         return self.drive_amplitude.shape[1]
@@ -149,29 +194,44 @@ class LinearOscillator:
         """ζ = η / (2 ω0), shape (n_traj,)."""
         return self.damping / (2 * self.natural_frequency)
 
-    def params(self) -> dict[str, np.ndarray]:
-        """The physical parameters, one entry per trajectory (drive terms as ``(n_traj, n_terms)``)."""
-        return {
-            "damping": self.damping,
-            "natural_frequency": self.natural_frequency,
-            "drive_amplitude": self.drive_amplitude,
-            "drive_frequency": self.drive_frequency,
-            "drive_phase": self.drive_phase,
-        }
+    @property
+    def driven_trajectories(self) -> np.ndarray:
+        """Which trajectories have a non-zero drive, bool ndarray of shape (n_traj,)."""
+        return (self.drive_amplitude != 0).any(axis=1)
 
-    def take(self, index) -> LinearOscillator:
-        """The sub-ensemble of trajectories ``index`` (a slice or integer array)."""
-        if self.n_traj == 1:
-            return self
-        return LinearOscillator(**{k: v[index] for k, v in self.params().items()})
+    @property
+    def damped_frequency(self) -> np.ndarray:
+        """ω_d = ω0 √(1 − ζ²) for under-damped trajectories, NaN for the others, shape (n_traj,)."""
+        with np.errstate(invalid="ignore"):
+            return np.where(self.damping_ratio < 1 - CRITICAL_RTOL,
+                            self.natural_frequency * np.sqrt(np.clip(1 - self.damping_ratio**2, 0, None)), np.nan)
 
-    def broadcast(self, n_traj: int) -> LinearOscillator:
-        """The same oscillator repeated for ``n_traj`` trajectories (only from an ensemble of one)."""
-        if n_traj == self.n_traj:
-            return self
-        if self.n_traj != 1:
-            raise ValueError(f"cannot broadcast an ensemble of {self.n_traj} oscillators to {n_traj} trajectories")
-        return LinearOscillator(**{k: np.repeat(v, n_traj, axis=0) for k, v in self.params().items()})
+    def characteristic_period(self) -> np.ndarray:
+        """2π/Ω of the (first) drive term for driven motion, 2π/ω_d for free under-damped motion, 2π/ω0
+        otherwise, shape (n_traj,)."""
+        zeta = self.damping_ratio
+        w0 = self.natural_frequency
+        with np.errstate(invalid="ignore"):
+            free = np.where(zeta < 1, w0 * np.sqrt(np.clip(1 - zeta**2, 0, None)), w0)
+        return 2 * np.pi / np.where(self.driven_trajectories, self.drive_frequency[:, 0], free)
+
+    def physics_analysis(self, observed: tuple[str, ...]) -> str | None:
+        """``resonance`` for driven motion, ``decay`` for free motion; None unless x is observed."""
+        if "x" not in observed:
+            return None
+        return "resonance" if self.driven_trajectories.any() else "decay"
+
+    def groups(self, by: str) -> dict[str, np.ndarray]:
+        if by != "regime":
+            return super().groups(by)
+        zeta = self.damping_ratio
+        critical = np.abs(zeta - 1) <= CRITICAL_RTOL
+        return {"under-damped (ζ < 1)": ~critical & (zeta < 1), "critically damped (ζ = 1)": critical,
+                "over-damped (ζ > 1)": ~critical & (zeta > 1)}
+
+    def invariants(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """The mechanical energy (conserved for free undamped motion, bookkept otherwise)."""
+        return {"energy": self.energy}
 
     # ------------------------------------------------------------------ dynamics
     def force(self, time: ArrayLike) -> np.ndarray:
@@ -187,9 +247,20 @@ class LinearOscillator:
     def drive(self, time: ArrayLike) -> np.ndarray:
         """The known input F(t), ndarray of shape (n_traj, n_times, 1).
 
-        Learning code that wants the drive's phase (cos, sin of Ω_k t + φ_k) derives it from the parameters.
+        Learning code that wants the drive's phase (cos, sin of Ω_k t + φ_k) asks :meth:`drive_features`.
         """
         return self.force(time)[..., None]
+
+    def drive_features(self, time: np.ndarray, mode: str) -> np.ndarray:
+        """``"phase"``: cos and sin of Ω_k t + φ_k per term, shape (n_traj, n_times, 2 n_terms); ``"force"``:
+        F(t), shape (n_traj, n_times, 1); ``"none"``: no columns."""
+        t = np.asarray(time, dtype=np.float64)
+        if mode == "none":
+            return np.zeros((self.n_traj, t.size, 0))
+        if mode == "force":
+            return self.drive(t)
+        arg = self.drive_frequency[:, None, :] * t[None, :, None] + self.drive_phase[:, None, :]  # (n, m, K)
+        return np.stack([np.cos(arg), np.sin(arg)], axis=-1).reshape(self.n_traj, t.size, -1)
 
     def rhs(self, t: float, state: np.ndarray) -> np.ndarray:
         """ds/dt at time ``t`` for ``state`` of shape (n_traj, 2) (or (2,) with one trajectory)."""

@@ -136,7 +136,7 @@ def test_auto_horizon_from_spectral_gap():
         ({**BASE, "n_traj": 2.5}, TypeError, r"n_traj must be an integer, got 2\.5"),
         ({**BASE, "t_end": 2.05}, ValueError, r"t_end = 2\.05 is not a whole number of steps dt = 0\.1"),
         ({**BASE, "n_steps": 5}, ValueError, r"give exactly one of n_steps and t_end"),
-        ({**BASE, "t_end": "auto"}, ValueError, r"t_end = \"auto\" is for the eigen flow"),
+        ({**BASE, "t_end": "auto"}, ValueError, r"t_end = \"auto\" is not defined for the oscillator system"),
         ({**BASE, "method": "magic"}, ValueError, r"unknown method 'magic'"),
         ({**BASE, "params": {"dampin": 0.1}}, ValueError, r"unknown key in \[params\] of an oscillator ensemble: "
                                                           r"dampin"),

@@ -1,0 +1,188 @@
+"""Systems are plug-ins: one base class says everything a system declares, one registry maps names to systems.
+
+A system is a frozen dataclass holding an *ensemble* of parameter sets (one per trajectory, or one shared),
+written in one module with its exact solution and its ensemble parameters, and registered with one line::
+
+    @register_system
+    @dataclass(frozen=True, kw_only=True, eq=False)
+    class DampedRotation(PhysicalSystem):
+        system = "rotation"                      # the name configs, files and the command line use
+        state_names = ("x", "y")
+        state_units = ("L", "L")
+        PARAMETERS = ("decay_rate", "angular_frequency")
+        Params = RotationParams                  # its ensemble specs, an EnsembleParams subclass
+        decay_rate: ArrayLike = 0.1
+        angular_frequency: ArrayLike = 1.0
+
+        def __post_init__(self): ...             # validate, broadcast to (n_traj,), set n_traj
+        def rhs(self, t, state): ...             # batched: (n_traj, n_state) -> (n_traj, n_state)
+        def exact(self, initial_state, time): ...   # (n_traj, n_state), (n_steps,) -> (n_traj, n_steps, n_state)
+
+Everything else has a default here that a system overrides where it has more to say: its known inputs
+(``drive_names``, :meth:`~PhysicalSystem.drive`, :meth:`~PhysicalSystem.drive_features`), its invariants
+(:meth:`~PhysicalSystem.invariants`), a characteristic time (:meth:`~PhysicalSystem.characteristic_period`),
+which physical analysis of a rollout applies (:meth:`~PhysicalSystem.physics_analysis`), what can be observed
+(``OBSERVATIONS``), which parameters a parameter-aware model may be given (``MODEL_PARAMETERS``), and how a
+test set breaks down (``GROUPINGS``, :meth:`~PhysicalSystem.groups`). Ensemble configs, trajectory files,
+``physrnn simulate``, features, studies, analyses and the command line's choices all read them from here.
+
+A system without a closed form leaves :meth:`~PhysicalSystem.exact` to the default, which refuses; its
+ensembles are then solved with ``method = "reference"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Callable, ClassVar, Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["PhysicalSystem", "describe_parameters", "get_system", "register_system", "system_names"]
+
+_REGISTRY: dict[str, type[PhysicalSystem]] = {}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class PhysicalSystem:
+    """The base of every system (see the module docstring for what a subclass declares)."""
+
+    #: The registry name (``system = "oscillator"`` in configs and files).
+    system: ClassVar[str]
+    state_names: ClassVar[tuple[str, ...]]
+    state_units: ClassVar[tuple[str, ...]]
+    #: Constructor parameters, each with leading dimension n_traj once built (used by take/broadcast/from_params).
+    PARAMETERS: ClassVar[tuple[str, ...]] = ()
+    #: The ensemble parameter specs (an :class:`~simulators.params.EnsembleParams` subclass).
+    Params: ClassVar[type]
+    #: Observation modes: name -> the state components observed.
+    OBSERVATIONS: ClassVar[Mapping[str, tuple[int, ...] | None]] = {"full": None}
+    #: Known-input feature modes a model may be given (see :meth:`drive_features`); the first is the default.
+    DRIVE_FEATURES: ClassVar[tuple[str, ...]] = ("none",)
+    #: Parameters a parameter-aware model may see at every step (one column per entry, or per term).
+    MODEL_PARAMETERS: ClassVar[tuple[str, ...]] = ()
+    #: System-specific ways to break a test set down (beside any parameter); see :meth:`groups`.
+    GROUPINGS: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``t_end = "auto"`` is meaningful (see :meth:`auto_t_end`).
+    AUTO_T_END: ClassVar[bool] = False
+
+    n_traj: int = field(init=False)  # set by each subclass's __post_init__
+
+    # ------------------------------------------------------------------ description
+    @property
+    def n_state(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def is_driven(self) -> bool:
+        """Whether the system has a known, time-dependent input (written to a file's ``/drive``)."""
+        return False
+
+    def params(self) -> dict[str, np.ndarray]:
+        """What a trajectory file records under ``/params`` (the constructor parameters, and derived facts)."""
+        return {name: getattr(self, name) for name in self.PARAMETERS}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, np.ndarray]) -> PhysicalSystem:
+        """Rebuild the system (one parameter set per trajectory) from a trajectory file's ``/params``."""
+        missing = [name for name in cls.PARAMETERS if name not in params]
+        if missing:
+            raise ValueError(f"the {cls.system} system needs parameters {', '.join(missing)}, which the data lack")
+        return cls(**{name: params[name] for name in cls.PARAMETERS})
+
+    def take(self, index) -> PhysicalSystem:
+        """The sub-ensemble of trajectories ``index`` (a slice or an integer array)."""
+        if self.n_traj == 1:
+            return self
+        return type(self)(**{name: getattr(self, name)[index] for name in self.PARAMETERS})
+
+    def broadcast(self, n_traj: int) -> PhysicalSystem:
+        """The same system repeated for ``n_traj`` trajectories (only from an ensemble of one)."""
+        if n_traj == self.n_traj:
+            return self
+        if self.n_traj != 1:
+            raise ValueError(f"cannot broadcast an ensemble of {self.n_traj} {self.system} systems to {n_traj} "
+                             "trajectories")
+        return type(self)(**{name: np.repeat(getattr(self, name), n_traj, axis=0) for name in self.PARAMETERS})
+
+    # ------------------------------------------------------------------ dynamics
+    def rhs(self, t: float, state: np.ndarray) -> np.ndarray:
+        """ds/dt at time ``t`` for ``state`` of shape (n_traj, n_state)."""
+        raise NotImplementedError
+
+    def exact(self, initial_state: ArrayLike, time: ArrayLike) -> np.ndarray:
+        """The closed-form solution, ndarray of shape (n_traj, n_steps, n_state), where one exists."""
+        raise ValueError(f"the {self.system} system has no closed form; use method = \"reference\"")
+
+    def auto_t_end(self, initial_state: np.ndarray) -> float:
+        """A horizon chosen from the system and its starts (for ``t_end = "auto"``, where ``AUTO_T_END``)."""
+        raise ValueError(f't_end = "auto" is not defined for the {self.system} system; give a number')
+
+    # ------------------------------------------------------------------ known inputs
+    def drive_names(self) -> tuple[str, ...]:
+        """Names of the channels of :meth:`drive` (empty: no known input)."""
+        return ()
+
+    def drive(self, time: ArrayLike) -> np.ndarray:
+        """The known input at ``time``, ndarray of shape (n_traj, n_times, n_drive)."""
+        return np.zeros((self.n_traj, np.size(time), 0))
+
+    def drive_features(self, time: np.ndarray, mode: str) -> np.ndarray:
+        """Known-input features a model is given at every step, ndarray of shape (n_traj, n_times, n_features)."""
+        return np.zeros((self.n_traj, np.size(time), 0))
+
+    # ------------------------------------------------------------------ physics
+    def invariants(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """Conserved (or bookkept) quantities: name -> function of states (n_traj, ..., n_state) -> (n_traj, ...).
+
+        The learning side scores each one's error along a rollout (e.g. the oscillator's energy).
+        """
+        return {}
+
+    def characteristic_period(self) -> np.ndarray | None:
+        """One time per trajectory to express valid times in (a period), ndarray (n_traj,); None if none."""
+        return None
+
+    def physics_analysis(self, observed: tuple[str, ...]) -> str | None:
+        """The name of the physical analysis of a rollout that applies (see ``physrnn.analysis``), if any."""
+        return None
+
+    def groups(self, by: str) -> dict[str, np.ndarray]:
+        """Boolean masks (n_traj,) per label for a grouping in ``GROUPINGS``."""
+        raise ValueError(f"the {self.system} system has no grouping {by!r}")
+
+
+def register_system(cls: type[PhysicalSystem]) -> type[PhysicalSystem]:
+    """Add a system class to the registry under ``cls.system`` (usable as a class decorator).
+
+    Re-registering the same name replaces the entry (so a notebook can redefine a system).
+    """
+    if not (isinstance(cls, type) and issubclass(cls, PhysicalSystem)):
+        raise TypeError(f"register_system takes a PhysicalSystem subclass, got {cls!r}")
+    name = getattr(cls, "system", None)
+    if not isinstance(name, str) or not name.isidentifier() and not name.replace("-", "_").isidentifier():
+        raise ValueError(f"{cls.__name__}.system must be a name such as 'pendulum', got {name!r}")
+    for attr in ("state_names", "state_units", "Params"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"{cls.__name__} must declare {attr}")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def get_system(name: str) -> type[PhysicalSystem]:
+    """The system class registered as ``name``; an unknown name is a ValueError listing the known ones."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown system {name!r}; choose one of {', '.join(system_names())}") from None
+
+
+def system_names() -> tuple[str, ...]:
+    """Every registered system's name, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def describe_parameters(cls: type[PhysicalSystem]) -> list[str]:
+    """The ensemble parameter names of a system, for help texts."""
+    return [f.name for f in fields(cls.Params)]
+
