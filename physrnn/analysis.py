@@ -1,9 +1,11 @@
 r"""The physics read back from a rollout, and the groups a study's test set is broken down into.
 
-Every function here takes the closed-loop part of a rollout and the truth it came from, and returns one
-value per test trajectory, so a study can average them over any group of trajectories and then over seeds.
-
-Physical analyses (chosen by the system and its drive, see :func:`physics_of`):
+Every analysis takes the closed-loop part of a rollout and the true system (one parameter set per test
+trajectory), and returns one value per test trajectory, so a study can average them over any group of
+trajectories and then over seeds. Which analysis applies is the system's to say
+(:meth:`simulators.system.PhysicalSystem.physics_analysis`); the analyses themselves are a registry
+(:data:`ANALYSES`, :func:`register_analysis`), so a new system brings a new analysis as one function and one
+registry line.
 
 =============  =========================================================================================
 ``decay``      free motion: damped angular frequency ω_d and damping ratio ζ recovered from the rollout's
@@ -23,62 +25,40 @@ window, a transient not yet fully decayed), against which a model's figure shoul
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from simulators import steady_state_response
+from simulators.system import PhysicalSystem
 
 from .metrics import damping_from_decay, eigen_errors, steady_state
 
-__all__ = ["GROUPINGS", "HEADLINES", "analyse", "applicable", "characteristic_period", "groups_of", "headline",
-           "physics_of", "rayleigh_error_trace"]
+__all__ = ["ANALYSES", "Analysis", "GROUPINGS", "analyse", "applicable", "groups_of", "headline",
+           "rayleigh_error_trace", "register_analysis"]
 
-#: Ways to break a test set down (besides any parameter name).
-GROUPINGS = ("regime", "training_range")
-_TOL = 1e-9  # relative: parameters equal up to rounding count as equal (ζ = 1 exactly, a range's end point)
-
-
-def _damping_ratio(params: Mapping[str, np.ndarray]) -> np.ndarray:
-    return np.asarray(params["damping"], float) / (2 * np.asarray(params["natural_frequency"], float))
-
-
-def _is_driven(params: Mapping[str, np.ndarray]) -> np.ndarray:
-    amp = np.asarray(params.get("drive_amplitude", np.zeros((len(params["damping"]), 1))), float)
-    return (amp.reshape(len(amp), -1) != 0).any(axis=1)
-
-
-def characteristic_period(system: str, params: Mapping[str, np.ndarray]) -> np.ndarray | None:
-    """One period per trajectory for valid times in periods: 2π/Ω of the (first) drive term for driven
-    motion, 2π/ω_d for free under-damped motion, 2π/ω0 otherwise; None for the eigen flow (no period)."""
-    if system != "oscillator":
-        return None
-    w0 = np.asarray(params["natural_frequency"], float)
-    zeta = _damping_ratio(params)
-    with np.errstate(invalid="ignore"):
-        free = np.where(zeta < 1, w0 * np.sqrt(np.clip(1 - zeta**2, 0, None)), w0)
-    omega = np.asarray(params["drive_frequency"], float).reshape(len(w0), -1)[:, 0]
-    return 2 * np.pi / np.where(_is_driven(params), omega, free)
+#: Ways to break any test set down (besides the system's own groupings and any parameter name).
+GROUPINGS = ("training_range",)
+_TOL = 1e-9  # relative: parameters equal up to rounding count as equal (a range's end point)
 
 
 # ------------------------------------------------------------------------------------------------ groups
-def groups_of(by: str | None, params: Mapping[str, np.ndarray], *,
+def groups_of(by: str | None, params: Mapping[str, np.ndarray], *, system: PhysicalSystem | None = None,
               train_params: Mapping[str, np.ndarray] | None = None,
               parameters: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Test-trajectory indices per group, in a stable order; ``{}`` when ``by`` is None.
 
-    ``"regime"``: under-, critically and over-damped (ζ < 1, ζ = 1, ζ > 1). ``"training_range"``: inside or
-    outside the training data's range of every model parameter in ``parameters`` (interpolation against
-    extrapolation). A parameter name: one group per value (at most 12 distinct values), else 4 equal bins.
+    A grouping of the system (``system.GROUPINGS``, e.g. the oscillator's ``"regime"``: under-, critically and
+    over-damped) is the system's own. ``"training_range"``: inside or outside the training data's range of every
+    model parameter in ``parameters`` (interpolation against extrapolation). A parameter name: one group per
+    value (at most 12 distinct values), else 4 equal bins.
     """
     if by is None:
         return {}
     n = len(next(iter(params.values())))
-    if by == "regime":
-        zeta = _damping_ratio(params)
-        critical = np.abs(zeta - 1) <= _TOL
-        parts = {"under-damped (ζ < 1)": ~critical & (zeta < 1), "critically damped (ζ = 1)": critical,
-                 "over-damped (ζ > 1)": ~critical & (zeta > 1)}
+    if system is not None and by in system.GROUPINGS:
+        parts = system.groups(by)
     elif by == "training_range":
         if train_params is None or not parameters:
             raise ValueError("grouping by training_range needs parameter-aware models; list the parameters in "
@@ -93,8 +73,9 @@ def groups_of(by: str | None, params: Mapping[str, np.ndarray], *,
         parts = {"inside the training range": inside, "outside the training range": ~inside}
     else:
         if by not in params:
-            raise ValueError(f"cannot group by {by!r}: the test data have no such parameter; use regime, "
-                             f"training_range or one of {', '.join(sorted(params))}")
+            own = system.GROUPINGS if system is not None else ()
+            raise ValueError(f"cannot group by {by!r}: the test data have no such parameter; use "
+                             f"{', '.join((*own, *GROUPINGS))} or one of {', '.join(sorted(params))}")
         values = np.asarray(params[by], float).reshape(n, -1)[:, 0]
         distinct = np.unique(values)
         if len(distinct) <= 12:
@@ -107,46 +88,34 @@ def groups_of(by: str | None, params: Mapping[str, np.ndarray], *,
     return {label: np.flatnonzero(mask) for label, mask in parts.items() if mask.any()}
 
 
-# ------------------------------------------------------------------------------------------------ physics
-def physics_of(system: str, params: Mapping[str, np.ndarray], observed: tuple[str, ...]) -> str | None:
-    """Which physical analysis applies: ``decay``, ``resonance``, ``eigen``, or None."""
-    if system == "eigen":
-        return "eigen"
-    if "x" not in observed:
-        return None
-    return "resonance" if _is_driven(params).any() else "decay"
-
-
-def decay(x: np.ndarray, time: np.ndarray, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+# ------------------------------------------------------------------------------------------------ analyses
+def decay(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
     """Recovered ω_d and ζ per trajectory (NaN where not under-damped or fewer than two maxima)."""
-    zeta = _damping_ratio(params)
-    w0 = np.asarray(params["natural_frequency"], float)
-    fit = damping_from_decay(x, time)
+    zeta = system.damping_ratio
+    fit = damping_from_decay(states[..., 0], time)
     under = zeta < 1 - _TOL
-    with np.errstate(invalid="ignore", divide="ignore"):  # ω_d = 0 at and beyond critical: masked out below
-        wd = w0 * np.sqrt(np.clip(1 - zeta**2, 0, None))
+    wd = system.damped_frequency
+    with np.errstate(invalid="ignore", divide="ignore"):  # ω_d is NaN at and beyond critical: masked out below
         return {"damping_ratio": np.where(under, fit.damping_ratio, np.nan),
                 "damping_ratio_error": np.where(under, np.abs(fit.damping_ratio - zeta), np.nan),
                 "damped_frequency": np.where(under, fit.damped_frequency, np.nan),
                 "damped_frequency_rel_error": np.where(under, np.abs(fit.damped_frequency / wd - 1), np.nan)}
 
 
-def resonance(x: np.ndarray, time: np.ndarray, params: Mapping[str, np.ndarray], *,
-              steady_fraction: float) -> dict[str, np.ndarray]:
+def resonance(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
     """Steady-state amplitude and lag on the last ``steady_fraction`` of ``time``, against the analytic curve.
 
     Single-term drives only (the resonance curve of one frequency); the phase error is wrapped to (−π, π].
     """
-    n = x.shape[0]
-    amp = np.asarray(params["drive_amplitude"], float).reshape(n, -1)
+    x = states[..., 0]
+    amp = system.drive_amplitude
     if amp.shape[1] != 1:
         raise ValueError("the resonance analysis is for single-frequency drives; this ensemble has "
                          f"{amp.shape[1]} drive terms")
-    om = np.asarray(params["drive_frequency"], float).reshape(n)
-    phase = np.asarray(params["drive_phase"], float).reshape(n)
+    om, phase = system.drive_frequency[:, 0], system.drive_phase[:, 0]
     start = int(np.searchsorted(time, time[-1] - steady_fraction * (time[-1] - time[0])))
     fit = steady_state(x[:, start:], time[start:], om, phase=phase)
-    gain, lag = steady_state_response(params["damping"], params["natural_frequency"], om)
+    gain, lag = steady_state_response(system.damping, system.natural_frequency, om)
     expected = np.abs(amp[:, 0]) * gain
     lag = np.where(amp[:, 0] < 0, lag - np.pi, lag)  # a negative amplitude is a drive shifted by π
     return {"drive_frequency": om, "amplitude": fit.amplitude, "lag": fit.lag, "amplitude_exact": expected,
@@ -155,9 +124,9 @@ def resonance(x: np.ndarray, time: np.ndarray, params: Mapping[str, np.ndarray],
             "phase_error": np.abs(np.angle(np.exp(1j * (fit.lag - lag))))}
 
 
-def eigen(states: np.ndarray, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def eigen(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
     """Eigenvalue (relative), eigenvector and norm errors at the end of each rollout."""
-    matrix = np.asarray(params["matrix"], float)
+    matrix = system.matrix
     err = eigen_errors(states, matrix)
     top = np.linalg.eigvalsh(np.broadcast_to(matrix, (states.shape[0],) + matrix.shape[-2:]))[:, -1]
     return {"eigenvalue_rel_error": np.abs(err.eigenvalue_error) / np.abs(top),
@@ -172,51 +141,96 @@ def rayleigh_error_trace(states: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.abs(rq - top[:, None]) / np.abs(top[:, None])
 
 
-def analyse(kind: str | None, states: np.ndarray, time: np.ndarray, params: Mapping[str, np.ndarray], *,
+@dataclass(frozen=True)
+class Analysis:
+    """A physical analysis of closed-loop rollouts.
+
+    ``run(states, time, system, *, steady_fraction)`` returns per-trajectory figures; ``headlines`` maps the
+    figures a summary shows (median over trajectories; every one an error, smaller is better) to their
+    headings; the median hides the one start a model gets wrong, so the figures in ``worst`` are also reported
+    at their worst trajectory (as ``NAME_max``). ``note`` explains the table in a report.
+    """
+
+    name: str
+    run: Callable[..., dict[str, np.ndarray]]
+    headlines: Mapping[str, str]
+    worst: tuple[str, ...] = ()
+    worst_labels: Mapping[str, str] | None = None
+    note: str = ""
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        """Every summary figure's key: the headlines and the worst-trajectory ones."""
+        return (*self.headlines, *(f"{k}_max" for k in self.worst))
+
+    def title(self, key: str) -> str:
+        if key in self.headlines:
+            return self.headlines[key]
+        return (self.worst_labels or {}).get(key, key)
+
+
+ANALYSES: dict[str, Analysis] = {}
+
+
+def register_analysis(analysis: Analysis) -> Analysis:
+    """Add an analysis to the registry (a system names it in its ``physics_analysis``)."""
+    ANALYSES[analysis.name] = analysis
+    return analysis
+
+
+register_analysis(Analysis(
+    "decay", decay, {"damping_ratio_error": "|ζ error|", "damped_frequency_rel_error": "ω_d rel. error"},
+    note="Free motion: ζ and ω_d recovered from the closed-loop rollout's maxima (log decrement), against "
+         "ζ = η/(2ω0) and ω_d = ω0√(1−ζ²); median over the under-damped test trajectories (critically and "
+         "over-damped motion has no maxima to count)."))
+register_analysis(Analysis(
+    "resonance", resonance, {"amplitude_rel_error": "amplitude rel. error", "phase_error": "phase error [rad]"},
+    worst=("amplitude_rel_error",), worst_labels={"amplitude_rel_error_max": "amplitude rel. error (worst Ω)"},
+    note="Driven motion: amplitude and phase lag at Ω fitted by least squares on the last {steady:.0%} of the "
+         "closed-loop rollout, against F0/√((ω0²−Ω²)²+(ηΩ)²) and atan2(ηΩ, ω0²−Ω²); median over the test "
+         "trajectories, and the worst of them (usually at the resonance)."))
+register_analysis(Analysis(
+    "eigen", eigen, {"eigenvalue_rel_error": "eigenvalue rel. error", "eigenvector_angle": "eigenvector angle [rad]",
+                     "norm_drift": "norm drift"},
+    worst=("eigenvalue_rel_error",), worst_labels={"eigenvalue_rel_error_max": "eigenvalue rel. error (worst start)"},
+    note="Eigen flow: the Rayleigh quotient xᵀAx/xᵀx of each rollout's last state against λmax of the flow's "
+         "matrix from numpy.linalg.eigh (relative error; for a flow of −A this is λmin(A) = −λmax(−A)), the "
+         "angle to the eigenvector and the largest relative drift of ‖x‖ (conserved exactly by the flow); "
+         "median over the test starts, and the worst start."))
+
+
+def analyse(kind: str | None, states: np.ndarray, time: np.ndarray, system, *,
             steady_fraction: float) -> dict[str, np.ndarray]:
     """The per-trajectory figures of analysis ``kind`` on closed-loop ``states`` (n_traj, n_steps, n_obs)."""
-    if kind == "decay":
-        return decay(states[..., 0], time, params)
-    if kind == "resonance":
-        return resonance(states[..., 0], time, params, steady_fraction=steady_fraction)
-    if kind == "eigen":
-        return eigen(states, params)
-    return {}
-
-
-#: The figures of each analysis a summary table shows (median over trajectories), with their headings.
-HEADLINES: dict[str, dict[str, str]] = {
-    "decay": {"damping_ratio_error": "|ζ error|", "damped_frequency_rel_error": "ω_d rel. error"},
-    "resonance": {"amplitude_rel_error": "amplitude rel. error", "phase_error": "phase error [rad]"},
-    "eigen": {"eigenvalue_rel_error": "eigenvalue rel. error", "eigenvector_angle": "eigenvector angle [rad]",
-              "norm_drift": "norm drift"},
-}
-
-
-_WORST = ("eigenvalue_rel_error", "amplitude_rel_error")
+    if kind is None:
+        return {}
+    return ANALYSES[kind].run(states, time, system, steady_fraction=steady_fraction)
 
 
 def headline(kind: str | None, figures: Mapping[str, Any], applies: np.ndarray | None = None) -> dict[str, float]:
-    """Median over trajectories of each headline figure, and the worst eigenvalue and amplitude errors.
+    """Median over trajectories of each headline figure, and the worst of the figures in ``worst``.
 
     ``applies`` selects the trajectories the analysis is defined for (from the exact solution's figures, e.g.
     the under-damped ones for ``decay``); among them a diverged rollout's NaN propagates, so a failure is
     never averaged away.
     """
+    if kind is None:
+        return {}
+    analysis = ANALYSES[kind]
     out = {}
-    for key in HEADLINES.get(kind or "", {}):
+    for key in analysis.headlines:
         values = np.asarray(figures[key], float)
         if applies is not None:
             values = values[applies]
         out[key] = float(np.median(values)) if values.size else float("nan")
-        if key in _WORST:  # the median hides the one start or the resonance peak a model gets wrong
+        if key in analysis.worst:
             out[f"{key}_max"] = float(np.max(values)) if values.size else float("nan")
     return out
 
 
 def applicable(kind: str | None, exact_figures: Mapping[str, Any]) -> np.ndarray | None:
     """Trajectories on which analysis ``kind`` gives a finite figure for the exact solution."""
-    keys = list(HEADLINES.get(kind or "", {}))
-    if not keys:
+    if kind is None:
         return None
-    return np.isfinite(np.asarray(exact_figures[keys[0]], float))
+    first = next(iter(ANALYSES[kind].headlines))
+    return np.isfinite(np.asarray(exact_figures[first], float))

@@ -19,22 +19,40 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from simulators.ensemble import EnsembleConfig, simulate_to_file
+from simulators.integrate import METHODS
+from simulators.params import SPEC_KINDS as _SPEC_KINDS
+from simulators.system import describe_parameters, get_system, system_names
 from simulators.trajectory_file import TrajectoryFileError, check_output_path, read_trajectories
 
+from .models.configs import describe_settings, model_kind, model_kinds
 from .sweep import DEFAULT_START, STARTS
 
-_SPEC_KINDS = ("uniform", "loguniform", "choice", "values", "linspace")
 
-SIMULATE_EPILOG = """\
+def _system_parameters() -> str:
+    """One line per registered system: its ensemble parameters (with the defaults of the non-spec ones)."""
+    from dataclasses import fields
+
+    width = max(len(n) for n in system_names()) + 12
+    lines = []
+    for name in system_names():
+        params = get_system(name).Params
+        specs = set(params.spec_names())
+        words = [f.name if f.name in specs else f"{f.name}(={f.default})" for f in fields(params)]
+        lines.append(f"{name + ' parameters:':<{width}} {' '.join(words)}")
+    return "\n".join(lines)
+
+
+def _simulate_epilog() -> str:
+    terms = sorted({t for n in system_names() for t in get_system(n).Params.TERMS})
+    return f"""\
 parameter specs (--param NAME=SPEC, repeatable; same meaning as in a config file's [params] table):
   NAME=0.2                     the same value for every trajectory
   NAME=uniform:LO,HI           uniform in [LO, HI)      (also loguniform:LO,HI)
   NAME=choice:A,B,C            drawn from the list
   NAME=values:A,B,...          one value per trajectory, exactly
   NAME=linspace:LO,HI          evenly spaced over the trajectories
-  drive_*=SPEC;SPEC            one spec per drive term, for a sum of cosine drives
-oscillator parameters: damping natural_frequency drive_amplitude drive_frequency drive_phase x0 v0
-eigen parameters:      size matrix(=random) shared_matrix(=true|false) initial_norm
+  NAME=SPEC;SPEC               one spec per term, for {', '.join(terms) or 'parameters given per term'}
+{_system_parameters()}
 
 examples:
   physrnn simulate --config studies/data/driven.toml --output data/driven.h5
@@ -42,6 +60,27 @@ examples:
       --param damping=0.2 --param drive_amplitude=0.5 --param drive_frequency=1.3 --output data/x.h5
   physrnn simulate --config studies/data/driven.toml --shards 4 --workers 2 --output data/driven.h5
 """
+
+
+def _train_epilog() -> str:
+    """Every model kind's settings, with their defaults and meanings, from the config classes."""
+    lines = ["model settings (--set NAME=VALUE, repeatable; default in brackets):"]
+    seen: dict[type, str] = {}
+    for kind in model_kinds():
+        entry = model_kind(kind)
+        lines.append(f"  {kind}: {entry.summary}")
+        if entry.config_class in seen:
+            lines.append(f"      the settings of {seen[entry.config_class]}")
+            continue
+        seen[entry.config_class] = kind
+        settings = describe_settings(kind)
+        if not settings:
+            lines.append("      none")
+        for name, default, meaning in settings:
+            lines.append(f"      {name} [{default}]  {meaning}")
+    lines += ["", "example:", "  physrnn train --data data/driven.h5 --model gru --set units=32 --set window=2 "
+              "--output data/gru.keras"]
+    return "\n".join(lines)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -285,7 +324,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_rollout
 
-    rows = [evaluate_rollout(p, args.valid_fraction) for p in args.files]
+    rows = [{"file": p, **evaluate_rollout(p, args.valid_fraction).to_dict()} for p in args.files]
+    for row in rows:
+        row.pop("trajectories")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -307,26 +348,25 @@ def _report_dir(root: str, name: str) -> Path:
 
 def cmd_study(args: argparse.Namespace) -> int:
     from .report import write_report
-    from .runner import run_study, save_result
+    from .runner import run_study
     from .study import load_study
 
     study = load_study(args.config)  # the whole config is checked before any work
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = run_study(study, root=args.root, log=log, fit_verbose=0 if args.quiet else 2)  # 2: a line per epoch
     out = _report_dir(args.root, study.name)
-    save_result(result, out / "results.json")
-    page = write_report(result, out, study_file=args.config)
-    for t in result["targets"]:
-        print(f"target {t['label']}.{t['metric']} <= {t['bound']:g}: worst seed {t['worst']:.3g} "
-              f"{'met' if t['met'] else 'NOT MET'}")
+    result.to_json(out / "results.json")
+    page = write_report(result, out, study_file=args.config, root=args.root)
+    for t in result.targets:
+        print(f"target {t.label}.{t.metric} {'<=' if t.better == 'min' else '>='} {t.bound:g}: worst seed "
+              f"{t.worst:.3g} {'met' if t.met else 'NOT MET'}")
     print(f"report: {page}")
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .cluster import connect, default_workers
-    from .report import write_sweep_report
-    from .runner import save_result
+    from .report import write_atomic, write_sweep_report
     from .sweep import load_sweep, run_sweep
 
     sweep = load_sweep(args.config)  # every trial is resolved and checked before any work
@@ -343,7 +383,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     with connect(args.scheduler, args.workers, log=log) as client:
         result = run_sweep(sweep, args.root, client=client, log=log, threads=threads, start=args.start)
     out = Path(result["root"]) / "sweeps" / sweep.name
-    save_result(result, out / "results.json")
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "results.json", json.dumps(result, indent=2, default=str))
     page = write_sweep_report(result, out, sweep_file=args.config)
     failed = sum(t["status"] != "ok" for t in result["trials"])
     best = result["ranking"][0]
@@ -356,6 +397,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
+    from .results import StudyResult
     from .study import load_study
 
     study = load_study(args.config)
@@ -363,7 +405,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     stored = out / "results.json"
     if not stored.is_file():
         raise ValueError(f"no stored results for study '{study.name}' at {stored}; run `physrnn study {args.config}`")
-    print(f"report: {write_report(json.loads(stored.read_text()), out, study_file=args.config)}")
+    result = StudyResult.from_json(stored)  # the report is rebuilt from the stored results alone
+    print(f"report: {write_report(result, out, study_file=args.config, root=args.root)}")
     return 0
 
 
@@ -384,16 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample parameters and initial states from a seed, solve every trajectory, and write a "
                     "trajectory file (schema physrnn.trajectories, see data/README.md). Flags override the "
                     "config file.",
-        epilog=SIMULATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_simulate_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     sim.add_argument("--config", metavar="FILE", help="TOML ensemble config (see studies/data/)")
-    sim.add_argument("--system", choices=("oscillator", "eigen"))
+    sim.add_argument("--system", choices=system_names())
     sim.add_argument("--n-traj", type=int, metavar="N", help="number of trajectories")
     sim.add_argument("--dt", type=float, help="output time step")
     sim.add_argument("--n-steps", type=int, metavar="N", help="number of output times, t = 0 included")
-    sim.add_argument("--t-end", metavar="T", help="final time (a whole number of dt), or 'auto' for the eigen flow")
+    sim.add_argument("--t-end", metavar="T", help="final time (a whole number of dt), or 'auto' where the system "
+                                                  "defines it (the eigen flow)")
     sim.add_argument("--seed", type=int, help="root seed of every random draw")
-    sim.add_argument("--method", choices=("exact", "euler", "rk4", "reference"),
-                     help="closed form (default), or an integrator")
+    sim.add_argument("--method", choices=METHODS, help="closed form (default), or an integrator")
     sim.add_argument("--rtol", type=float, help="relative tolerance of the reference integrator")
     sim.add_argument("--atol", type=float, help="absolute tolerance of the reference integrator")
     sim.add_argument("--param", action="append", metavar="NAME=SPEC", help="a parameter spec (repeatable)")
@@ -406,30 +449,23 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     sim.set_defaults(func=cmd_simulate)
 
-    from . import MODEL_TYPES as model_types
-
+    observations = tuple(dict.fromkeys(o for n in system_names() for o in get_system(n).OBSERVATIONS))
+    drives = tuple(dict.fromkeys(d for n in system_names() for d in get_system(n).DRIVE_FEATURES))
     tra = sub.add_parser(
         "train", help="fit a model of the Euler-style update on a trajectory file",
         description="Split the file's trajectories (train / validation / test, from a seed), fit the model on "
                     "the training part (early stopping on validation), and save it as a .keras file that "
                     "also records the features, dt, the split and the training history.",
-        epilog="model settings (--set NAME=VALUE, repeatable):\n"
-               "  simplernn/gru/lstm: units layers window epochs batch_size learning_rate schedule clipnorm\n"
-               "                      patience rollout_steps refine_steps precision seed\n"
-               "  esn:                units spectral_radius leak_rate input_scaling connectivity bias ridge\n"
-               "                      washout input_to_readout precision seed\n"
-               "  linear:             window ridge\n"
-               "  persistence/euler/rk4: none\n\n"
-               "example:\n  physrnn train --data data/driven.h5 --model gru --set units=32 --set window=2 "
-               "--output data/gru.keras",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_train_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     tra.add_argument("--data", required=True, metavar="FILE", help="trajectory file to learn from")
-    tra.add_argument("--model", required=True, choices=model_types)
+    tra.add_argument("--model", required=True, choices=model_kinds())
     tra.add_argument("--set", action="append", metavar="NAME=VALUE", help="a model setting (repeatable)")
-    tra.add_argument("--observation", default="full", choices=("full", "position"),
-                     help="observe the whole state, or the position only (default full)")
-    tra.add_argument("--drive", default="phase", choices=("phase", "force", "none"),
-                     help="known-drive features: cos/sin of the drive phase, F(t), or none (default phase)")
+    tra.add_argument("--observation", default="full", choices=observations,
+                     help="observe the whole state, or part of it where the system allows (the oscillator: "
+                          "position) (default full)")
+    tra.add_argument("--drive", choices=drives,
+                     help="known-drive features: for the oscillator cos/sin of the drive phase, F(t), or none "
+                          "(default: the system's first, phase for the oscillator, none where there is no drive)")
     tra.add_argument("--parameters", metavar="NAMES", help="comma-separated physical parameters given as inputs")
     tra.add_argument("--split", default="0.7,0.15,0.15", help="train,validation,test fractions of trajectories")
     tra.add_argument("--split-seed", type=int, default=0, help="seed of the split")

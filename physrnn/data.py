@@ -8,11 +8,11 @@ where :math:`d_i` is the known drive at :math:`t_i` and :math:`p` the physical p
 parameter-aware models). The target of :math:`g_\theta` is the exact increment
 :math:`(o_{i+1} - o_i)/\Delta t`; an input never contains :math:`o_{i+1}`.
 
-Observation modes: ``"full"`` (the whole state: (x, v) for the oscillator, x ∈ Rⁿ for the eigen flow) and
-``"position"`` (oscillator only: x alone, so a model must carry the velocity in its memory).
-
-Drive features (oscillator): ``"phase"`` gives (cos, sin) of each term's phase :math:`\Omega_k t + \varphi_k`,
-from which the exact one-step map is affine; ``"force"`` gives F(t) alone.
+Observation modes, drive features and the parameters a parameter-aware model may see are each system's own
+(``OBSERVATIONS``, ``DRIVE_FEATURES`` and ``MODEL_PARAMETERS`` of :class:`simulators.system.PhysicalSystem`):
+``"full"`` is the whole state everywhere; the oscillator adds ``"position"`` (x alone, so a model must carry the
+velocity in its memory) and the drive features ``"phase"`` ((cos, sin) of each term's phase
+:math:`\Omega_k t + \varphi_k`, from which the exact one-step map is affine) and ``"force"`` (F(t) alone).
 
 Splits are by whole trajectory, from a seed, or by parameter value; the scaler is fitted on the training
 part only.
@@ -25,15 +25,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from simulators.ensemble import system_from_params
+from simulators.system import get_system, system_names
 from simulators.trajectory_file import Trajectories
 
 __all__ = ["FeatureSpec", "Scaler", "StepData", "build_step_data", "split_by_parameter", "split_by_trajectory"]
 
-OBSERVATIONS = ("full", "position")
-DRIVE_FEATURES = ("phase", "force", "none")
-#: Parameters a parameter-aware oscillator model sees (drive terms contribute one column each).
-OSCILLATOR_PARAMS = ("damping", "natural_frequency", "drive_amplitude", "drive_frequency")
+#: The system name of data built from plain arrays (no equations known: the physics baselines do not apply).
+ARRAYS = "arrays"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,36 +40,47 @@ class FeatureSpec:
 
     Parameters
     ----------
-    system : {"oscillator", "eigen"}
-    observation : {"full", "position"}
-    drive : {"phase", "force", "none"}
-        Known-drive features for the oscillator ("none" for free motion and the eigen flow).
+    system : str
+        A registered system (or ``"arrays"`` for data given as arrays).
+    observation : str
+        One of the system's observation modes (``"full"``: the whole state).
+    drive : str, optional
+        Known-drive features, one of the system's ``DRIVE_FEATURES`` (default: its first; ``"none"`` wherever
+        there is no drive).
     parameters : tuple of str
-        Physical parameters given to the model at every step (empty: not parameter-aware).
+        Physical parameters given to the model at every step (empty: not parameter-aware), from the system's
+        ``MODEL_PARAMETERS``.
     """
 
     system: str
     observation: str = "full"
-    drive: str = "phase"
+    drive: str | None = None
     parameters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.system not in ("oscillator", "eigen"):
-            raise ValueError(f"unknown system {self.system!r}; choose oscillator or eigen")
-        if self.observation not in OBSERVATIONS:
-            raise ValueError(f"unknown observation {self.observation!r}; choose one of {', '.join(OBSERVATIONS)}")
-        if self.drive not in DRIVE_FEATURES:
-            raise ValueError(f"unknown drive features {self.drive!r}; choose one of {', '.join(DRIVE_FEATURES)}")
-        if self.system == "eigen":
-            if self.observation != "full":
-                raise ValueError("the eigen flow is observed in full; observation must be 'full'")
-            if self.parameters:
-                raise ValueError("eigen-flow models take no parameters; the matrix is learned from the data")
-        unknown = set(self.parameters) - set(OSCILLATOR_PARAMS)
+        object.__setattr__(self, "parameters", tuple(self.parameters))
+        if self.system == ARRAYS:
+            object.__setattr__(self, "drive", self.drive or "none")
+            if (self.observation, self.drive, self.parameters) != ("full", "none", ()):
+                raise ValueError("data given as arrays are observed in full, with their known inputs as given")
+            return
+        if self.system not in system_names():
+            raise ValueError(f"unknown system {self.system!r}; choose one of {', '.join(system_names())}")
+        cls = get_system(self.system)
+        if self.observation not in cls.OBSERVATIONS:
+            raise ValueError(f"unknown observation {self.observation!r} for the {self.system} system; choose one of "
+                             f"{', '.join(cls.OBSERVATIONS)}")
+        if self.drive is None:
+            object.__setattr__(self, "drive", cls.DRIVE_FEATURES[0])
+        if self.drive not in cls.DRIVE_FEATURES:
+            raise ValueError(f"unknown drive features {self.drive!r} for the {self.system} system; choose one of "
+                             f"{', '.join(cls.DRIVE_FEATURES)}")
+        if self.parameters and not cls.MODEL_PARAMETERS:
+            raise ValueError(f"{self.system} models take no parameters; the system's are learned from the data")
+        unknown = set(self.parameters) - set(cls.MODEL_PARAMETERS)
         if unknown:
             raise ValueError(f"unknown parameter feature(s) {', '.join(sorted(unknown))}; "
-                             f"choose from {', '.join(OSCILLATOR_PARAMS)}")
-        object.__setattr__(self, "parameters", tuple(self.parameters))
+                             f"choose from {', '.join(cls.MODEL_PARAMETERS)}")
 
     def to_config(self) -> dict:
         return {"system": self.system, "observation": self.observation, "drive": self.drive,
@@ -93,8 +102,9 @@ class StepData:
     spec : FeatureSpec
     trajectories : ndarray of int
         Indices of these trajectories in the source file.
-    system : LinearOscillator or EigenFlow
-        The true system, one parameter set per trajectory (for the physics baselines and the metrics).
+    system : PhysicalSystem or None
+        The true system, one parameter set per trajectory (for the physics baselines and the metrics); None
+        for data given as arrays.
     states : ndarray of shape (n_traj, n_steps, n_state)
         The full true states (equal to ``observed`` under full observation).
     """
@@ -132,9 +142,57 @@ class StepData:
         return np.diff(self.observed, axis=1) / self.dt
 
     def take(self, index: np.ndarray) -> StepData:
-        index = np.asarray(index)
+        """The trajectories ``index`` (an integer array or a slice)."""
+        index = np.asarray(index) if not isinstance(index, slice) else index
+        system = None if self.system is None else self.system.take(index)
         return StepData(self.observed[index], self.known[index], self.time, self.dt, self.spec,
-                        self.trajectories[index], self.system.take(index), self.states[index], self.state_names)
+                        self.trajectories[index], system, self.states[index], self.state_names)
+
+    @classmethod
+    def from_trajectories(cls, trajectories: Trajectories, *, observation: str = "full", drive: str | None = None,
+                          parameters: Sequence[str] = ()) -> StepData:
+        """The learning problem of an ensemble (simulated, or read with :func:`simulators.read_trajectories`).
+
+        ``drive`` defaults to the system's first drive-feature mode (the drive's phase for the oscillator).
+        """
+        spec = FeatureSpec(system=trajectories.system, observation=observation, drive=drive,
+                           parameters=tuple(parameters))
+        return build_step_data(trajectories, spec)
+
+    @classmethod
+    def from_arrays(cls, states, *, dt: float, known=None, state_names: Sequence[str] | None = None) -> StepData:
+        """Data from plain arrays: states ``(n_traj, n_steps, n_state)`` on a uniform grid of step ``dt``, and
+        optionally known inputs ``(n_traj, n_steps, n_known)`` (drive features, parameters) the model is given.
+
+        No equations come with them, so the physics baselines (Euler, RK4) do not apply; learned models and the
+        linear map do, and their rollouts are scored against these states.
+        """
+        states = np.asarray(states, dtype=np.float64)
+        if states.ndim == 2:
+            states = states[None]
+        if states.ndim != 3 or states.shape[1] < 2:
+            raise ValueError(f"states must have shape (n_traj, n_steps >= 2, n_state), got {np.shape(states)}")
+        if not np.isfinite(states).all():
+            raise ValueError("states hold non-finite values; give finite numbers")
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not np.isfinite(dt) or dt <= 0:
+            raise ValueError(f"dt must be a finite number > 0, got {dt!r}")
+        n, m, _ = states.shape
+        known = np.zeros((n, m, 0)) if known is None else np.asarray(known, dtype=np.float64)
+        if known.ndim == 2:
+            known = known[None]
+        if known.shape[:2] != (n, m) or known.ndim != 3:
+            raise ValueError(f"known must have shape ({n}, {m}, n_known) to match the states, got {known.shape}")
+        names = tuple(state_names) if state_names is not None else tuple(f"s{i}" for i in range(states.shape[2]))
+        if len(names) != states.shape[2]:
+            raise ValueError(f"state_names has {len(names)} names for {states.shape[2]} components")
+        spec = FeatureSpec(system=ARRAYS, observation="full", drive="none")
+        return cls(np.ascontiguousarray(states), np.ascontiguousarray(known), float(dt) * np.arange(m), float(dt),
+                   spec, np.arange(n), None, states, names)
+
+    def split(self, fractions: Sequence[float] = (0.7, 0.15, 0.15), *,
+              seed: int | np.random.Generator = 0) -> tuple[StepData, ...]:
+        """Disjoint parts by whole trajectory (see :func:`split_by_trajectory`), one StepData per fraction."""
+        return tuple(self.take(index) for index in split_by_trajectory(self.n_traj, fractions, seed=seed))
 
     def windows(self, window: int, horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Training pairs: ``window + horizon − 1`` consecutive inputs and the ``horizon`` targets that follow.
@@ -161,19 +219,6 @@ class StepData:
         return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
-def _drive_features(tr: Trajectories, mode: str) -> np.ndarray:
-    n, m = tr.n_traj, tr.n_steps
-    if mode == "none" or tr.system != "oscillator":
-        return np.zeros((n, m, 0))
-    if mode == "force":
-        if tr.drive is None:
-            return np.zeros((n, m, 1))
-        return tr.drive[..., :1]
-    freq, phase = tr.params["drive_frequency"], tr.params["drive_phase"]
-    arg = freq[:, None, :] * tr.time[None, :, None] + phase[:, None, :]  # (n, m, K)
-    return np.stack([np.cos(arg), np.sin(arg)], axis=-1).reshape(n, m, -1)
-
-
 def _param_features(tr: Trajectories, names: Sequence[str]) -> np.ndarray:
     cols = []
     for name in names:
@@ -192,13 +237,14 @@ def build_step_data(tr: Trajectories, spec: FeatureSpec) -> StepData:
     dt = tr.dt
     if not np.isfinite(dt):
         raise ValueError("the data's time grid is not uniform; the Euler-style update needs a fixed dt")
-    observed = tr.states if spec.observation == "full" else tr.states[..., :1]
-    drive = _drive_features(tr, spec.drive)
+    system = get_system(tr.system).from_params(tr.params).broadcast(tr.n_traj)
+    observe = system.OBSERVATIONS[spec.observation]
+    observed = tr.states if observe is None else tr.states[..., list(observe)]
+    names = tr.state_names if observe is None else tuple(tr.state_names[i] for i in observe)
+    drive = system.drive_features(tr.time, spec.drive)
     params = _param_features(tr, spec.parameters)
     known = np.concatenate([drive, np.broadcast_to(params[:, None, :], (tr.n_traj, tr.n_steps,
                                                                        params.shape[1]))], axis=-1)
-    names = tr.state_names if spec.observation == "full" else tr.state_names[:1]
-    system = system_from_params(tr.system, tr.params).broadcast(tr.n_traj)
     return StepData(np.ascontiguousarray(observed), np.ascontiguousarray(known), tr.time, dt, spec,
                     np.arange(tr.n_traj), system, tr.states, tuple(names))
 

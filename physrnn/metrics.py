@@ -12,8 +12,8 @@ prediction (a diverged rollout) propagates: a diverged trajectory has NaN error,
 ``max_error``          :math:`\max_t |\hat s - s|`
 ``valid_time``         first time :math:`|\hat s - s|` exceeds ``fraction`` × the true signal's range
                        (max − min over the horizon) in any component; the horizon's end if never
-``energy_error``       :math:`\max_t |E(\hat s) - E(s)| / \max_t E(s)` of the oscillator's energy
-                       :math:`E = v^2/2 + \omega_0^2 x^2/2` (full observation only)
+``energy_error``       :math:`\max_t |E(\hat s) - E(s)| / \max_t E(s)` of the system's energy invariant, e.g.
+                       the oscillator's :math:`E = v^2/2 + \omega_0^2 x^2/2` (full observation only)
 ``steady_state``       amplitude and phase of the component at frequency Ω, by least squares on a window
 ``damping_from_decay`` damped angular frequency and damping ratio from successive maxima (log decrement)
 ``eigen_errors``       eigenvalue error of the Rayleigh quotient, eigenvector angle, norm drift
@@ -23,11 +23,12 @@ prediction (a diverged rollout) propagates: a diverged trajectory has NaN error,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["DecayFit", "EigenErrors", "SteadyState", "damping_from_decay", "eigen_errors", "energy_error",
-           "max_error", "nrmse", "rmse", "steady_state", "valid_time"]
+__all__ = ["METRICS", "DecayFit", "EigenErrors", "Metric", "SteadyState", "damping_from_decay", "eigen_errors",
+           "invariant_error", "max_error", "nrmse", "register_metric", "rmse", "steady_state", "valid_time"]
 
 
 def _pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,23 +62,16 @@ def max_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.max(np.abs(pred - true), axis=-2)
 
 
-def energy_error(pred: np.ndarray, true: np.ndarray, natural_frequency: np.ndarray | float) -> np.ndarray:
-    """Largest energy error relative to the largest true energy, per trajectory.
+def invariant_error(pred: np.ndarray, true: np.ndarray, invariant: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Largest error of an invariant along the rollout relative to its largest true value, per trajectory.
 
-    ``E = v²/2 + ω0² x²/2`` per unit mass, with states (x, v) in the last axis, shape (n_traj, n_steps, 2).
-    The scale is the trajectory's own largest energy, so a decaying or driven trajectory is judged against
-    what it holds, not against zero.
+    ``invariant`` maps states (n_traj, n_steps, n_state) to values (n_traj, n_steps), e.g. the oscillator's
+    energy ``v²/2 + ω0² x²/2`` (:meth:`simulators.LinearOscillator.energy`). The scale is the trajectory's own
+    largest true value, so a decaying or driven trajectory is judged against what it holds, not against zero.
     """
     pred, true = _pair(pred, true)
-    if pred.shape[-1] != 2:
-        raise ValueError(f"energy needs the state (x, v); got {pred.shape[-1]} component(s)")
-    w0 = np.broadcast_to(np.asarray(natural_frequency, dtype=float), pred.shape[:1])[:, None]
-
-    def energy(s):
-        return 0.5 * s[..., 1] ** 2 + 0.5 * (w0 * s[..., 0]) ** 2
-
-    e_true = energy(true)
-    return np.max(np.abs(energy(pred) - e_true), axis=-1) / np.max(e_true, axis=-1)
+    e_true = invariant(true)
+    return np.max(np.abs(invariant(pred) - e_true), axis=-1) / np.max(np.abs(e_true), axis=-1)
 
 
 def valid_time(pred: np.ndarray, true: np.ndarray, time: np.ndarray, *, fraction: float = 0.1) -> np.ndarray:
@@ -222,3 +216,85 @@ def eigen_errors(states: np.ndarray, matrix: np.ndarray, *, smallest: bool = Fal
     drift = np.max(np.abs(norms - norms[:, :1]), axis=-1) / norms[:, 0]
     return EigenErrors(eigenvalue_error=rq - w[:, j], eigenvector_angle=np.arccos(np.clip(cos, 0.0, 1.0)),
                        norm_drift=drift)
+
+
+# ---------------------------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class Metric:
+    """A closed-loop score of a rollout, one definition used everywhere (evaluation, summaries, targets, sweep
+    objectives, report columns, the command line).
+
+    Attributes
+    ----------
+    name : str
+        The per-trajectory score's name.
+    label : str
+        Its heading in tables.
+    compute : callable
+        ``compute(pred, true, time, system=..., valid_fraction=...)`` on the closed-loop steps, returning one
+        value per trajectory, ndarray (n_traj,), or per trajectory and component, (n_traj, n_obs).
+    better : {"min", "max"}
+        Which way is better (targets bound it from that side; sweeps rank by it).
+    aggregate : {"mean", "max", "median"}
+        How a test set's trajectories are summarised; the summary is named ``name`` for mean and max,
+        ``name_median`` for the median.
+    applies : callable
+        ``applies(system, observed_names)``: whether the score is defined (e.g. an energy needs the full state).
+    """
+
+    name: str
+    label: str
+    compute: Callable[..., np.ndarray]
+    better: str = "min"
+    aggregate: str = "mean"
+    applies: Callable[..., bool] = lambda system, observed: True
+    per_component: bool = False
+
+    @property
+    def key(self) -> str:
+        """The name of the summary over trajectories."""
+        return self.name if self.aggregate in ("mean", "max") else f"{self.name}_{self.aggregate}"
+
+    def summarise(self, values: np.ndarray):
+        """The summary over trajectories (axis 0): a list per component, or a float. NaN propagates."""
+        reduce = {"mean": np.mean, "max": np.max, "median": np.median}[self.aggregate]
+        out = reduce(values, axis=0)
+        return out.tolist() if self.per_component else float(out)
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add a metric to the registry (re-registering a name replaces it)."""
+    if metric.better not in ("min", "max") or metric.aggregate not in ("mean", "max", "median"):
+        raise ValueError(f"metric {metric.name!r}: better must be min or max and aggregate mean, max or median")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def _valid_periods(pred, true, time, *, system, valid_fraction):
+    return valid_time(pred, true, time, fraction=valid_fraction) / system.characteristic_period()
+
+
+def _energy(pred, true, time, *, system, valid_fraction):
+    return invariant_error(pred, true, system.invariants()["energy"])
+
+
+def _full_state(system, observed) -> bool:
+    return system is not None and tuple(observed) == tuple(system.state_names)
+
+
+register_metric(Metric("rmse", "RMSE", lambda p, t, time, **_: rmse(p, t), per_component=True))
+register_metric(Metric("nrmse", "NRMSE", lambda p, t, time, **_: nrmse(p, t), per_component=True))
+register_metric(Metric("max_error", "max error", lambda p, t, time, **_: max_error(p, t), aggregate="max",
+                       per_component=True))
+register_metric(Metric("valid_time", "valid time",
+                       lambda p, t, time, *, valid_fraction, **_: valid_time(p, t, time, fraction=valid_fraction),
+                       better="max", aggregate="median"))
+register_metric(Metric("valid_periods", "valid periods", _valid_periods, better="max", aggregate="median",
+                       applies=lambda system, observed: system is not None
+                       and system.characteristic_period() is not None))
+register_metric(Metric("energy_error", "energy error", _energy,
+                       applies=lambda system, observed: _full_state(system, observed)
+                       and "energy" in system.invariants()))

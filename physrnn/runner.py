@@ -8,11 +8,10 @@ model's settings retrains that model alone. Reports go to ``ROOT/reports/<study 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -21,12 +20,13 @@ from simulators.trajectory_file import read_trajectories, software_versions
 
 from .analysis import groups_of
 from .data import build_step_data, split_by_trajectory
-from .evaluation import evaluate_rollout, rollout_to_file
-from .models import build_model, load_model
-from .report import write_atomic
-from .study import ModelEntry, StudyConfig, stage_key
+from .evaluation import evaluate, read_rollout, write_rollout
+from .figures import FigureInputs, collect_figures
+from .models import load_model, model_class, model_config
+from .results import RunResult, StudyResult, TargetCheck
+from .study import DataFile, ModelEntry, StudyConfig, load_study, stage_key, target_metrics
 
-__all__ = ["check_targets", "prepare_data", "run_study", "save_result", "summarise"]
+__all__ = ["check_targets", "prepare_data", "run_study"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
@@ -39,29 +39,35 @@ def _entries(study: StudyConfig) -> list[ModelEntry]:
 
 def prepare_data(study: StudyConfig, root: str | Path = "data",
                  log: Callable[[str], None] = print) -> dict[str, tuple[str, Path]]:
-    """Simulate the study's training and test ensembles under ``ROOT/cache/simulate`` unless they exist;
-    returns ``{"train": (key, path), "test": (key, path)}``."""
+    """Simulate the study's training and test ensembles under ``ROOT/cache/simulate`` unless they exist (a data
+    file given in the study is used where it is); returns ``{"train": (key, path), "test": (key, path)}``."""
     (Path(root) / "cache" / "simulate").mkdir(parents=True, exist_ok=True)
     files = {}
     for part, config in (("train", study.train), ("test", study.test)):
-        key = stage_key("simulate", config.to_dict())
-        path = Path(root) / "cache" / "simulate" / f"{key}.h5"
-        if path.exists():
-            log(f"[simulate] {part}: cached {path}")
+        if isinstance(config, DataFile):
+            key, path = stage_key("file", config.fingerprint), Path(config.path)
+            log(f"[data] {part}: {path}")
         else:
-            log(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
-            simulate_to_file(config, path)
+            key = stage_key("simulate", config.to_dict())
+            path = Path(root) / "cache" / "simulate" / f"{key}.h5"
+            if path.exists():
+                log(f"[simulate] {part}: cached {path}")
+            else:
+                log(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
+                simulate_to_file(config, path)
         files[part] = (key, path)
     return files
 
 
-def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[str], None] = print,
-              fit_verbose: int = 0) -> dict[str, Any]:
-    """Run (or resume) every stage of ``study``.
+def run_study(study: StudyConfig | str | Path, *, root: str | Path = "data", log: Callable[[str], None] = print,
+              fit_verbose: int = 0) -> StudyResult:
+    """Run (or resume) every stage of ``study`` (a config, or the path of its TOML) and return its result.
 
-    Returns everything a report needs: the resolved config, provenance, one row per (model, seed) and a
-    summary per model (see :func:`summarise`).
+    Every learning model is trained once per seed, every model rolled out closed-loop from the test starts and
+    scored in memory; models and rollouts are cached under ``ROOT/cache`` so a re-run skips finished stages.
     """
+    if not isinstance(study, StudyConfig):
+        study = load_study(study)
     lines: list[str] = []
 
     def note(message: str) -> None:  # shown as it happens and kept for the stored log
@@ -77,15 +83,17 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
     files = prepare_data(study, root, log=note)
     train_tr, test_tr = read_trajectories(files["train"][1]), read_trajectories(files["test"][1])
     train_all = build_step_data(train_tr, study.features)
-    groups = groups_of(study.group_by, test_tr.params, train_params=train_tr.params,
+    test = build_step_data(test_tr, study.features)
+    groups = groups_of(study.group_by, test_tr.params, system=test.system, train_params=train_tr.params,
                        parameters=study.features.parameters)
 
-    rows = []
+    runs, first_rollouts = [], {}
     for entry in _entries(study):
-        prototype = build_model(entry.kind, **entry.settings)
+        cls = model_class(entry.kind)
+        prototype = model_config(entry.kind, **entry.settings)
         # A model that learns is trained once per seed (its split, and its own seed if it has one).
-        for seed in (study.seeds if prototype.learns else (None,)):
-            config, settings = prototype.config, dict(entry.settings)
+        for seed in (study.seeds if cls.learns else (None,)):
+            config, settings = prototype, dict(entry.settings)
             if seed is not None and "seed" in {f.name for f in fields(config)}:
                 config, settings["seed"] = replace(config, seed=seed), seed
             split_seed = 0 if seed is None else seed
@@ -100,89 +108,53 @@ def run_study(study: StudyConfig, *, root: str | Path = "data", log: Callable[[s
                 fractions = (1 - study.validation_fraction, study.validation_fraction)
                 tr_idx, val_idx = split_by_trajectory(train_all.n_traj, fractions, seed=split_seed)
                 note(f"[train] {name}: {entry.kind} {settings}")
-                model = type(prototype)(config).fit(train_all.take(tr_idx), train_all.take(val_idx),
-                                                    verbose=fit_verbose)
+                model = cls(config).fit(train_all.take(tr_idx), train_all.take(val_idx), verbose=fit_verbose)
                 model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed,
                                      "split": {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}}
                 model.save(model_path)
             roll_key = stage_key("rollout", model_key, files["test"][0], study.context)
             roll_path = cache / "rollouts" / f"{roll_key}.h5"
-            if not roll_path.exists():
+            if roll_path.exists():
+                rollout = read_rollout(roll_path)
+            else:
                 note(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
-                rollout_to_file(model, test_tr, files["test"][1], np.arange(test_tr.n_traj), roll_path,
-                                model_file=model_path, context=study.context, selection="test")
-            metrics = evaluate_rollout(str(roll_path), study.valid_fraction, truth=test_tr, groups=groups,
-                                       steady_fraction=study.steady_fraction)
-            note(f"[evaluate] {name}: RMSE " + ", ".join(f"{c} {v:.3g}" for c, v in zip(metrics["components"],
-                                                                                    metrics["rmse"]))
-                 + f"; valid time {metrics['valid_time_median']:.1f} of {metrics['horizon']:.1f}")
-            rows.append({"label": entry.label, "kind": entry.kind, "seed": seed, "settings": settings,
-                         "model_file": str(model_path), "rollout_file": str(roll_path),
-                         "fit_seconds": model.fit_seconds_, "history": model.history_, **metrics})
-    return {"study": study.name, "description": study.description, "config": study.to_dict(),
-            "train_file": str(files["train"][1]), "test_file": str(files["test"][1]),
-            "software": software_versions(), "seconds": time.perf_counter() - started, "rows": rows,
-            "summary": summarise(rows), "groups": {k: v.tolist() for k, v in groups.items()},
-            "physics_exact": rows[0].get("physics_exact"), "targets": check_targets(study, rows), "log": lines}
+                rollout = model.rollout(test, context=study.context)
+                write_rollout(rollout, test_tr, files["test"][1], np.arange(test_tr.n_traj), roll_path,
+                              kind=model.kind, state_names=test.state_names, model_file=model_path, selection="test")
+            first_rollouts.setdefault(entry.label, rollout)
+            scores = evaluate(rollout, test, valid_fraction=study.valid_fraction, groups=groups,
+                              steady_fraction=study.steady_fraction, model=entry.kind)
+            summary = scores.summary()
+            note(f"[evaluate] {name}: RMSE " + ", ".join(f"{c} {v:.3g}" for c, v in zip(scores.components,
+                                                                                    summary["rmse"]))
+                 + f"; valid time {summary['valid_time_median']:.1f} of {scores.horizon:.1f}")
+            runs.append(RunResult(label=entry.label, kind=entry.kind, seed=seed, settings=settings, scores=scores,
+                                  fit_seconds=model.fit_seconds_, history=model.history_, model_file=str(model_path),
+                                  rollout_file=str(roll_path)))
+    figures = collect_figures(FigureInputs(first_rollouts, test, tuple(test_tr.state_units)))
+    return StudyResult(name=study.name, description=study.description, config=study.to_dict(), runs=tuple(runs),
+                       targets=check_targets(study, runs), groups={k: v.tolist() for k, v in groups.items()},
+                       figures=figures, train_file=str(files["train"][1]), test_file=str(files["test"][1]),
+                       software=software_versions(), seconds=time.perf_counter() - started, log=tuple(lines))
 
 
-def check_targets(study: StudyConfig, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each [targets] bound against the model's worst seed (and worst component); NaN (divergence) fails."""
+def check_targets(study: StudyConfig, runs: list[RunResult]) -> tuple[TargetCheck, ...]:
+    """Each [targets] bound against the model's worst seed (and worst component); NaN (divergence) fails.
+
+    "Worst" is the largest value for a figure where smaller is better, the smallest where larger is.
+    """
+    better = target_metrics()
     out = []
     for label, metric, bound in study.targets:
         values = []
-        for r in (r for r in rows if r["label"] == label):
-            value = r.get(metric, r.get("physics", {}).get(metric))
+        for run in (r for r in runs if r.label == label):
+            summary = run.scores.summary()
+            value = summary.get(metric, summary.get("physics", {}).get(metric))
             if value is None:
                 raise ValueError(f"target {label}.{metric}: this study does not compute {metric}")
-            values.append(float(np.max(value)))
-        worst = float(np.max(values))  # NaN if any seed diverged
-        out.append({"label": label, "metric": metric, "bound": bound, "worst": worst, "met": bool(worst <= bound)})
-    return out
-
-
-def _spread(values: list[Any]) -> tuple[Any, Any]:
-    """Mean and std over seeds (elementwise for per-component lists); NaN stays NaN."""
-    a = np.array(values, dtype=float)
-    return a.mean(axis=0).tolist(), a.std(axis=0).tolist()
-
-
-def _scores(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± std over seeds of every score the runs share (a whole test set, or one group of it)."""
-    out: dict[str, Any] = {"n_traj": runs[0]["n_traj"]}
-    for key in ("rmse", "nrmse", "valid_time_median", "valid_periods_median", "energy_error"):
-        if key in runs[0]:
-            out[f"{key}_mean"], out[f"{key}_std"] = _spread([r[key] for r in runs])
-    out["max_error"] = float(np.max([max(r["max_error"]) for r in runs]))
-    if "physics" in runs[0]:
-        out["physics"] = {k: _spread([r["physics"][k] for r in runs])
-                          for k in runs[0]["physics"] if k != "kind"}
-    return out
-
-
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per model: mean and spread (std over seeds, 0 for a single run) of each score, overall and
-    per group of test trajectories."""
-    out = []
-    for label in dict.fromkeys(r["label"] for r in rows):
-        mine = [r for r in rows if r["label"] == label]
-        entry = {"label": label, "kind": mine[0]["kind"], "n_seeds": len(mine), "components": mine[0]["components"],
-                 "horizon": mine[0]["horizon"], "diverged": int(sum(r["diverged"] for r in mine)),
-                 "fit_seconds_mean": float(np.mean([r["fit_seconds"] for r in mine])), **_scores(mine)}
-        if "physics" in mine[0]:
-            entry["physics_kind"] = mine[0]["physics"]["kind"]
-        entry["groups"] = {g: _scores([r["groups"][g] for r in mine]) for g in mine[0].get("groups", {})}
-        out.append(entry)
-    return out
-
-
-def save_result(result: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, json.dumps(result, indent=2, default=_json_default))
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
+            values.append(float(np.max(value)) if better[metric] == "min" else float(np.min(value)))
+        direction = better[metric]
+        worst = float(np.max(values) if direction == "min" else np.min(values))  # NaN if any seed diverged
+        met = worst <= bound if direction == "min" else worst >= bound
+        out.append(TargetCheck(label=label, metric=metric, bound=bound, worst=worst, met=bool(met), better=direction))
+    return tuple(out)

@@ -18,9 +18,11 @@ and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru 
     drive = "phase"
     parameters = []
 
-    [train]                     # an ensemble config (see simulators.EnsembleConfig)
+    [train]                     # an ensemble config (see simulators.EnsembleConfig) ...
     system = "oscillator"
     ...
+    # [train]                   # ... or a trajectory file of one's own (relative to the study file)
+    # file = "../data/my-ensemble.h5"
 
     [test]
     ...
@@ -30,13 +32,16 @@ and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru 
     window = 2
 
     [targets]                   # optional: what a model must reach, checked on its worst seed
-    gru = { max_error = 1e-2 }  # any summary metric or physical figure (see TARGET_METRICS)
+    gru = { max_error = 1e-2 }  # any summary figure the study computes (see target_metrics)
 
     [rollout]
     context = 8                 # true states before the loop closes (default: each model's minimum)
     valid_fraction = 0.1        # valid time: error beyond this fraction of the signal's range
     group_by = "regime"         # break the test set down: regime, training_range or a parameter name
     steady_fraction = 0.33      # share of the horizon the steady-state (resonance) fit uses
+
+Models, metrics, analyses and systems come from their registries, so the choices a config may name (and the
+errors that list them) follow whatever is registered. Validating a study imports no TensorFlow.
 
 Each stage's output is keyed by :func:`stage_key`, a hash of exactly the inputs that determine it, so a
 re-run can skip finished stages and an interrupted study resume.
@@ -51,28 +56,73 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from simulators.ensemble import EnsembleConfig
+import numpy as np
 
-from . import MODEL_TYPES
+from simulators.ensemble import EnsembleConfig
+from simulators.system import PhysicalSystem, get_system
+
 from .analysis import GROUPINGS
 from .data import FeatureSpec
+from .evaluation import all_figures, summary_figures
+from .models.configs import model_config, model_kinds
 
-__all__ = ["ModelEntry", "StudyConfig", "StudyConfigError", "TARGET_METRICS", "load_study", "stage_key"]
+__all__ = ["DataFile", "ModelEntry", "StudyConfig", "StudyConfigError", "load_study", "stage_key", "target_metrics"]
 
-#: Metrics a [targets] entry may bound (smaller is better for each); a physical figure applies only where the
-#: study's analysis produces it.
-TARGET_METRICS = ("rmse", "nrmse", "max_error", "energy_error", "damping_ratio_error", "damped_frequency_rel_error",
-                  "amplitude_rel_error", "amplitude_rel_error_max", "phase_error", "eigenvalue_rel_error",
-                  "eigenvalue_rel_error_max", "eigenvector_angle", "norm_drift")
+
+def target_metrics() -> dict[str, str]:
+    """Every figure a [targets] entry may bound, and which way is better: each metric's summary and each
+    analysis' figures (a target must also be one its study computes; :func:`study_from_dict` checks)."""
+    return all_figures()
 
 _SECTIONS = {"study": True, "features": True, "train": True, "test": True, "models": True, "rollout": False,
              "targets": False}
 _STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction")
 _ROLLOUT_KEYS = ("context", "valid_fraction", "group_by", "steady_fraction")
-_PARAM_NAMES = {"oscillator": ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase",
-                               "x0", "v0"),
-                "eigen": ("initial_norm",)}
 _BASELINES = ("persistence", "euler", "rk4", "linear")
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A study's training or test ensemble taken from a trajectory file instead of simulated.
+
+    ``path`` is resolved against the study file's folder; ``fingerprint`` (SHA-256 of the file) keys the
+    cache, so a regenerated file is never mistaken for the one a cached model was trained on.
+    """
+
+    path: str
+    system: str
+    dt: float
+    n_traj: int
+    fingerprint: str
+
+    @classmethod
+    def open(cls, path: str | Path) -> DataFile:
+        from simulators.trajectory_file import read_trajectories
+
+        p = Path(path)
+        tr = read_trajectories(p)  # validates the file whole
+        if not np.isfinite(tr.dt):
+            raise ValueError(f"'{p}' has a non-uniform time grid; the learned update needs a fixed dt")
+        digest = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return cls(path=str(p.resolve()), system=tr.system, dt=float(tr.dt), n_traj=tr.n_traj,
+                   fingerprint=digest.hexdigest())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.path}
+
+    def sample_system(self) -> PhysicalSystem:
+        from simulators.trajectory_file import read_trajectories
+
+        tr = read_trajectories(self.path)
+        return get_system(tr.system).from_params(tr.params).broadcast(tr.n_traj)
+
+    def param_names(self) -> tuple[str, ...]:
+        from simulators.trajectory_file import read_trajectories
+
+        return tuple(read_trajectories(self.path).params)
 
 
 class StudyConfigError(ValueError):
@@ -98,8 +148,8 @@ class StudyConfig:
     baselines: tuple[str, ...]
     validation_fraction: float
     features: FeatureSpec
-    train: EnsembleConfig
-    test: EnsembleConfig
+    train: EnsembleConfig | DataFile
+    test: EnsembleConfig | DataFile
     models: tuple[ModelEntry, ...]
     context: int | None
     valid_fraction: float
@@ -107,6 +157,8 @@ class StudyConfig:
     group_by: str | None = None
     steady_fraction: float = 1 / 3
     targets: tuple[tuple[str, str, float], ...] = ()
+    #: Every summary figure this study's rollouts are scored by, and which way is better (from the registries).
+    figures: Mapping[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (as a report records it)."""
@@ -153,8 +205,33 @@ def _unknown(given: Mapping[str, Any], allowed, where: str, section: str) -> Non
                            f"{', '.join(allowed)}")
 
 
-def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig:
-    """Validate a parsed study config; ``where`` names its source in error messages."""
+def _ensemble(raw: Mapping[str, Any], section: str, where: str, base_dir: Path) -> EnsembleConfig | DataFile:
+    table = _table(raw, section, where)
+    try:
+        if "file" in table:
+            extra = sorted(set(table) - {"file"})
+            if extra:
+                raise ValueError(f"a data file takes no other keys; drop {', '.join(extra)} (the file holds them)")
+            if not isinstance(table["file"], str):
+                raise TypeError(f"file must be a path, got {table['file']!r}")
+            path = Path(table["file"])
+            return DataFile.open(path if path.is_absolute() else base_dir / path)
+        return EnsembleConfig.from_dict(table)
+    except (ValueError, TypeError) as err:
+        raise _fail(where, f"[{section}] {err}") from None
+
+
+def _system_of(ensemble: EnsembleConfig | DataFile) -> PhysicalSystem:
+    """The ensemble's system with its parameters (drawn, not solved: cheap), to ask what it can compute."""
+    if isinstance(ensemble, DataFile):
+        return ensemble.sample_system()
+    system, _ = ensemble.sample()
+    return system.broadcast(ensemble.n_traj)
+
+
+def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str | Path = ".") -> StudyConfig:
+    """Validate a parsed study config; ``where`` names its source in error messages, ``base_dir`` is where
+    relative data-file paths start."""
     _unknown(raw, list(_SECTIONS), where, "top level")
     missing = [s for s, required in _SECTIONS.items() if required and s not in raw]
     if missing:
@@ -179,16 +256,11 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
     if isinstance(vfrac, bool) or not isinstance(vfrac, (int, float)) or not 0 < vfrac < 1:
         raise _fail(where, f"[study] validation_fraction must be a number in (0, 1), got {vfrac!r}")
 
-    ensembles = {}
-    for section in ("train", "test"):
-        try:
-            ensembles[section] = EnsembleConfig.from_dict(_table(raw, section, where))
-        except (ValueError, TypeError) as err:
-            raise _fail(where, f"[{section}] {err}") from None
+    ensembles = {section: _ensemble(raw, section, where, Path(base_dir)) for section in ("train", "test")}
     if ensembles["train"].system != ensembles["test"].system:
         raise _fail(where, f"[test] system {ensembles['test'].system!r} differs from [train] system "
                            f"{ensembles['train'].system!r}")
-    if ensembles["train"].dt != ensembles["test"].dt:
+    if not np.isclose(ensembles["train"].dt, ensembles["test"].dt, rtol=1e-9, atol=0):
         raise _fail(where, f"[test] dt = {ensembles['test'].dt} differs from [train] dt = {ensembles['train'].dt}; "
                            "a learned update is tied to its time step")
 
@@ -196,11 +268,9 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
     _unknown(features, ("observation", "drive", "parameters"), where, "features")
     try:
         spec = FeatureSpec(system=ensembles["train"].system, observation=features.get("observation", "full"),
-                           drive=features.get("drive", "phase"), parameters=tuple(features.get("parameters", ())))
+                           drive=features.get("drive"), parameters=tuple(features.get("parameters", ())))
     except (ValueError, TypeError) as err:
         raise _fail(where, f"[features] {err}") from None
-
-    from .models import build_model  # validates every model's settings now, before any work
 
     models = []
     for label, settings in _table(raw, "models", where).items():
@@ -208,11 +278,11 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
             raise _fail(where, f"[models.{label}] must be a table of settings, got {settings!r}")
         settings = dict(settings)
         kind = settings.pop("kind", label)
-        if kind not in MODEL_TYPES:
+        if kind not in model_kinds():
             raise _fail(where, f"[models.{label}] unknown model type {kind!r}; set kind to one of "
-                               f"{', '.join(MODEL_TYPES)}")
+                               f"{', '.join(model_kinds())}")
         try:
-            build_model(kind, **settings)
+            model_config(kind, **settings)  # every setting checked now, before any work (no TensorFlow)
         except (ValueError, TypeError) as err:
             raise _fail(where, f"[models.{label}] {err}") from None
         models.append(ModelEntry(label=label, kind=kind, settings=settings))
@@ -232,9 +302,11 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
         raise _fail(where, f"[rollout] steady_fraction must be a number in (0, 1], got {steady!r}")
     group_by = rollout.get("group_by")
     system = ensembles["train"].system
+    test_system = _system_of(ensembles["test"])
     if group_by is not None:
-        groupings = GROUPINGS if system == "oscillator" else tuple(g for g in GROUPINGS if g != "regime")
-        allowed = groupings + _PARAM_NAMES[system]
+        test = ensembles["test"]
+        params = test.param_names() if isinstance(test, DataFile) else test.params.spec_names()
+        allowed = (*test_system.GROUPINGS, *GROUPINGS, *params)
         if group_by not in allowed:
             raise _fail(where, f"[rollout] group_by = {group_by!r} is not a grouping of the {system} system; "
                                f"choose one of {', '.join(allowed)}")
@@ -244,14 +316,21 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
 
     targets = []
     labels = list(baselines) + [m.label for m in models]
+    observe = test_system.OBSERVATIONS[spec.observation]
+    observed = tuple(test_system.state_names if observe is None else (test_system.state_names[i] for i in observe))
+    computable = summary_figures(test_system, observed)
     for label, bounds in (_table(raw, "targets", where) if "targets" in raw else {}).items():
         if label not in labels:
             raise _fail(where, f"[targets] {label!r} is not a model of this study; choose from {', '.join(labels)}")
         if not isinstance(bounds, Mapping):
             raise _fail(where, f"[targets] {label} must be a table such as {{ max_error = 1e-2 }}, got {bounds!r}")
         for metric, bound in bounds.items():
-            if metric not in TARGET_METRICS:
-                raise _fail(where, f"[targets] {label}.{metric} is not a metric; choose from {', '.join(TARGET_METRICS)}")
+            if metric not in target_metrics():
+                raise _fail(where, f"[targets] {label}.{metric} is not a metric; choose from "
+                                   f"{', '.join(target_metrics())}")
+            if metric not in computable:
+                raise _fail(where, f"[targets] {label}.{metric} is not computed by this study (the {system} system "
+                                   f"observed as {', '.join(observed)}); it computes {', '.join(computable)}")
             if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0:
                 raise _fail(where, f"[targets] {label}.{metric} must be a number > 0, got {bound!r}")
             targets.append((label, metric, float(bound)))
@@ -260,7 +339,7 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study") -> StudyConfig
                        validation_fraction=float(vfrac), features=spec, train=ensembles["train"],
                        test=ensembles["test"], models=tuple(models), context=context,
                        valid_fraction=float(valid_fraction), source=dict(raw), group_by=group_by,
-                       steady_fraction=float(steady), targets=tuple(targets))
+                       steady_fraction=float(steady), targets=tuple(targets), figures=computable)
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -272,4 +351,4 @@ def load_study(path: str | Path) -> StudyConfig:
         raw = json.loads(p.read_text()) if p.suffix == ".json" else tomllib.loads(p.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise StudyConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {err}") from None
-    return study_from_dict(raw, str(p))
+    return study_from_dict(raw, str(p), base_dir=p.parent)

@@ -11,7 +11,7 @@ closed-loop figure of the rollouts from the study's held-out test starts (never 
     description = "Reservoir settings for the eigen flow."
     study = "../eigen.toml"        # the base study, relative to this file
     model = "esn"                  # the base study's model the axes override (default: its first)
-    objective = "rmse"             # see OBJECTIVES; a per-component figure is taken at its worst component
+    objective = "rmse"             # see objectives(); a per-component figure is taken at its worst component
     sample = "grid"                # or "random": n_samples points drawn from `seed`
     # n_samples = 12
     # seed = 0
@@ -57,13 +57,20 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .study import TARGET_METRICS, StudyConfig, StudyConfigError, load_study, stage_key, study_from_dict
+from .metrics import METRICS
+from .models.configs import model_kinds
+from .study import StudyConfig, StudyConfigError, load_study, stage_key, study_from_dict, target_metrics
 
-__all__ = ["OBJECTIVES", "SweepConfig", "Trial", "load_sweep", "objective_of", "rank", "run_sweep", "run_trial",
+__all__ = ["SweepConfig", "objectives", "Trial", "load_sweep", "objective_of", "rank", "run_sweep", "run_trial",
            "sweep_from_dict"]
 
-#: Figures a sweep may rank trials by: every target metric (smaller is better) and the valid times (larger is).
-OBJECTIVES = {**{m: "min" for m in TARGET_METRICS}, "valid_time_median": "max", "valid_periods_median": "max"}
+
+
+def objectives() -> dict[str, str]:
+    """Figures a sweep may rank trials by, and which way is better: every summary figure of the metric and
+    analysis registries (the base study must compute the one chosen)."""
+    return target_metrics()
+
 _SPECIAL_AXES = ("kind", "seed", "dt")
 _SWEEP_KEYS = ("name", "description", "study", "model", "objective", "sample", "n_samples", "seed")
 RETRIES = 2  # a trial whose process or worker dies is run up to 1 + RETRIES times
@@ -102,7 +109,7 @@ class SweepConfig:
 
     @property
     def direction(self) -> str:
-        return OBJECTIVES[self.objective]
+        return objectives()[self.objective]
 
     def to_dict(self) -> dict[str, Any]:
         return {"sweep": {"name": self.name, "description": self.description, "study": self.study_file,
@@ -199,9 +206,12 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
         raise _fail(where, f"[sweep] model = {model!r} is not a model of {study_file}; choose from "
                            f"{', '.join(labels)}")
     objective = head.get("objective", "rmse")
-    if objective not in OBJECTIVES:
+    if objective not in objectives():
         raise _fail(where, f"[sweep] objective = {objective!r} is not a closed-loop figure; choose from "
-                           f"{', '.join(OBJECTIVES)}")
+                           f"{', '.join(objectives())}")
+    if objective not in base.figures:
+        raise _fail(where, f"[sweep] objective = {objective!r} is not computed for this study; choose from "
+                           f"{', '.join(base.figures)}")
     sample = head.get("sample", "grid")
     if sample not in ("grid", "random"):
         raise _fail(where, f"[sweep] sample must be \"grid\" or \"random\", got {sample!r}")
@@ -215,14 +225,12 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
 
     axes = dict(raw.get("axes", {}))
     kinds_given = axes.get("kind")
-    from . import MODEL_TYPES
-
-    learners = [k for k in MODEL_TYPES if k not in ("persistence", "euler", "rk4", "linear")]
-    per_kind = {k: axes.pop(k) for k in list(axes) if k in MODEL_TYPES and isinstance(axes[k], Mapping)}
+    learners = [k for k in model_kinds() if k not in ("persistence", "euler", "rk4", "linear")]
+    per_kind = {k: axes.pop(k) for k in list(axes) if k in model_kinds() and isinstance(axes[k], Mapping)}
     if "seed" not in axes:
         axes["seed"] = list(base.seeds)
     draw = {name: _axis_values(name, spec, sample, n_samples, seed, where) for name, spec in axes.items()}
-    if "kind" in draw and any(k not in MODEL_TYPES for k in draw["kind"]):
+    if "kind" in draw and any(k not in model_kinds() for k in draw["kind"]):
         raise _fail(where, f"[axes] kind takes model types ({', '.join(learners)}), got {kinds_given!r}")
     kind_list = list(dict.fromkeys(draw.get("kind", [next(m.kind for m in base.models if m.label == model)])))
     for kind in per_kind:
@@ -295,9 +303,14 @@ def load_sweep(path: str | Path) -> SweepConfig:
 
 
 # ----------------------------------------------------------------------------------------------- one trial
-_KEEP = ("label", "kind", "seed", "settings", "model_file", "rollout_file", "fit_seconds", "n_traj", "rmse", "nrmse",
-         "max_error", "valid_time_median", "valid_periods_median", "energy_error", "diverged", "components",
-         "horizon", "physics", "physics_exact")
+_KEEP = ("label", "kind", "seed", "settings", "model_file", "rollout_file", "fit_seconds", "n_traj", "diverged",
+         "components", "horizon", "physics", "physics_exact")
+
+
+def _kept(row: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trial's result keeps of a run: its identity and every summary figure (not the per-trajectory ones)."""
+    keys = (*_KEEP, *(m.key for m in METRICS.values()))
+    return {k: row[k] for k in keys if k in row}
 
 
 def objective_of(row: Mapping[str, Any], objective: str) -> float:
@@ -317,7 +330,7 @@ def run_trial(study: Mapping[str, Any], root: str | Path, *, objective: str | No
     started = time.perf_counter()
     try:
         result = run_study(study_from_dict(study, f"trial {study['study']['name']}"), root=root, log=log)
-        rows = [{k: r[k] for k in _KEEP if k in r} for r in result["rows"]]
+        rows = [_kept(r) for r in result.rows]
         record = {"status": "ok", "rows": rows}
         if objective is not None:
             record["objective"] = objective_of(rows[0], objective)
@@ -496,27 +509,6 @@ def _sweep_dir(sweep: SweepConfig, root: Path) -> Path:
     return root / "sweeps" / sweep.name
 
 
-def _check_objective(sweep: SweepConfig, root: Path) -> None:
-    """A physical objective must be one the base study's analysis computes; known once its data exist."""
-    from simulators.trajectory_file import read_trajectories
-
-    from .analysis import HEADLINES, physics_of
-    from .runner import prepare_data
-
-    if sweep.objective in ("rmse", "nrmse", "max_error", "valid_time_median", "valid_periods_median"):
-        return
-    study = study_from_dict(sweep.trials[0].study, "trial")
-    test = read_trajectories(prepare_data(study, root, log=lambda m: None)["test"][1])
-    kind = physics_of(test.system, test.params, test.state_names)
-    figures = {f for f in HEADLINES.get(kind or "", {})} | {f"{f}_max" for f in HEADLINES.get(kind or "", {})}
-    if sweep.objective == "energy_error" and test.system == "oscillator":
-        return
-    if sweep.objective not in figures:
-        raise StudyConfigError(f"[sweep] objective = {sweep.objective!r} is not computed for this study (its "
-                               f"analysis is {kind or 'none'}); choose from rmse, nrmse, max_error, "
-                               f"valid_time_median{''.join(', ' + f for f in sorted(figures))}")
-
-
 def run_sweep(sweep: SweepConfig, root: str | Path = "data", *, client=None, log: Callable[[str], None] = print,
               python: str = sys.executable, threads: int | None = None, start: str = DEFAULT_START
               ) -> dict[str, Any]:
@@ -533,7 +525,6 @@ def run_sweep(sweep: SweepConfig, root: str | Path = "data", *, client=None, log
     root = Path(root).resolve()
     out = _sweep_dir(sweep, root)
     started = time.perf_counter()
-    _check_objective(sweep, root)
     # The data first, once per time step, so that no two trials simulate the same ensemble at once.
     for study in {json.dumps([t.study["train"], t.study["test"]], sort_keys=True): t.study
                   for t in sweep.trials}.values():

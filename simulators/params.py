@@ -179,6 +179,11 @@ class EnsembleParams:
                 out[f.name] = v
         return out
 
+    @classmethod
+    def spec_names(cls) -> tuple[str, ...]:
+        """The fields that are per-trajectory specs (what a file records per trajectory and a study can group by)."""
+        return tuple(f.name for f in fields(cls) if f.name in cls.TERMS or isinstance(f.default, ParamSpec))
+
     def draw(self, n_traj: int, seed: int) -> dict[str, np.ndarray]:
         """One value per trajectory of every spec: ``(n_traj,)``, or ``(n_traj, n_terms)`` for term fields."""
         n_terms = max((len(getattr(self, n)) for n in self.TERMS), default=1)

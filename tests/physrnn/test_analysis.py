@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from physrnn.analysis import (analyse, applicable, characteristic_period, groups_of, headline,
-                              rayleigh_error_trace)
+from physrnn.analysis import analyse, applicable, groups_of, headline, rayleigh_error_trace
 from physrnn.evaluation import evaluate_rollout
-from physrnn.metrics import energy_error
+from physrnn.metrics import METRICS, invariant_error
 from simulators import EigenFlow, LinearOscillator, random_symmetric, solve, steady_state_response
 from simulators.trajectory_file import Trajectories, write_trajectories
 
@@ -21,9 +20,14 @@ def _params(**values):
     return out
 
 
+def _osc(p):
+    """The oscillator ensemble of those parameters (what the analyses ask for their physics)."""
+    return LinearOscillator(**p)
+
+
 def test_groups_by_regime_training_range_and_value():
     p = _params(damping=[0.2, 2.0, 3.0, 0.5, 2.0 * (1 + 1e-12)])
-    groups = groups_of("regime", p)
+    groups = groups_of("regime", p, system=_osc(p))
     assert {k: v.tolist() for k, v in groups.items()} == {"under-damped (ζ < 1)": [0, 3],
                                                           "critically damped (ζ = 1)": [1, 4],
                                                           "over-damped (ζ > 1)": [2]}
@@ -39,8 +43,8 @@ def test_groups_by_regime_training_range_and_value():
     many = groups_of("damping", _params(damping=np.linspace(0, 1, 20)))
     assert len(many) == 4 and sum(len(v) for v in many.values()) == 20  # > 12 values: four equal bins
     assert groups_of(None, p) == {}
-    with pytest.raises(ValueError, match=r"cannot group by 'colour'"):
-        groups_of("colour", p)
+    with pytest.raises(ValueError, match=r"cannot group by 'colour'.*use regime, training_range"):
+        groups_of("colour", p, system=_osc(p))
     with pytest.raises(ValueError, match=r"needs parameter-aware models"):
         groups_of("training_range", p, train_params=p)
 
@@ -48,8 +52,8 @@ def test_groups_by_regime_training_range_and_value():
 def test_characteristic_period():
     p = _params(damping=[0.0, 0.6, 3.0, 0.2], drive_amplitude=[0, 0, 0, 0.5], drive_frequency=[0, 0, 0, 1.3])
     expected = [2 * np.pi, 2 * np.pi / np.sqrt(1 - 0.3**2), 2 * np.pi, 2 * np.pi / 1.3]
-    np.testing.assert_allclose(characteristic_period("oscillator", p), expected, rtol=1e-15)
-    assert characteristic_period("eigen", {}) is None
+    np.testing.assert_allclose(_osc(p).characteristic_period(), expected, rtol=1e-15)
+    assert EigenFlow(matrix=np.eye(3)).characteristic_period() is None
 
 
 def test_resonance_of_the_analytic_steady_state_is_exact():
@@ -60,12 +64,12 @@ def test_resonance_of_the_analytic_steady_state_is_exact():
     t = np.arange(0, 60, 0.05)
     amp = p["drive_amplitude"][:, 0]
     x = (amp * gain)[:, None] * np.cos(om[:, None] * t + phase[:, None] - lag[:, None])
-    figures = analyse("resonance", x[..., None], t, p, steady_fraction=0.5)
+    figures = analyse("resonance", x[..., None], t, _osc(p), steady_fraction=0.5)
     # 1e-12: a 3-column least-squares fit on ~600 samples of an exact sinusoid (cond ~ 1) loses a few ulp.
     np.testing.assert_allclose(figures["amplitude_rel_error"], 0, atol=1e-12)
     np.testing.assert_allclose(figures["phase_error"], 0, atol=1e-12)  # also for the negative amplitude (π shift)
     # Half the amplitude: a relative error of exactly 0.5, and the phase untouched.
-    half = analyse("resonance", 0.5 * x[..., None], t, p, steady_fraction=0.5)
+    half = analyse("resonance", 0.5 * x[..., None], t, _osc(p), steady_fraction=0.5)
     np.testing.assert_allclose(half["amplitude_rel_error"], 0.5, atol=1e-12)
 
 
@@ -73,7 +77,7 @@ def test_decay_recovers_the_damping_ratio_of_the_closed_form():
     p = _params(damping=[0.1, 0.4, 2.0, 3.0])
     t = np.arange(0, 40, 0.01)
     x = solve(LinearOscillator(damping=p["damping"]), np.tile([1.0, 0.0], (4, 1)), t)
-    figures = analyse("decay", x, t, p, steady_fraction=1.0)
+    figures = analyse("decay", x, t, _osc(p), steady_fraction=1.0)
     zeta = p["damping"] / 2
     # Under-damped: ζ to 1e-4 (parabolic peak interpolation on dt = 0.01, the estimator's own error);
     # critical and over-damped motion has no maxima: NaN, and `applicable` leaves them out.
@@ -91,14 +95,14 @@ def test_eigen_analysis_and_convergence_trace():
     x0 = np.random.default_rng(0).standard_normal((3, 5))
     x0 /= np.linalg.norm(x0, axis=1, keepdims=True)
     states = solve(EigenFlow(matrix=a), x0, t)
-    figures = analyse("eigen", states, t, {"matrix": np.broadcast_to(a, (3, 5, 5))}, steady_fraction=1.0)
+    figures = analyse("eigen", states, t, EigenFlow(matrix=np.broadcast_to(a, (3, 5, 5))), steady_fraction=1.0)
     # The exact flow from a unit start ends on the top eigenvector (t = 40 ≫ 1/gap here), norm conserved.
     assert (figures["eigenvalue_rel_error"] < 1e-12).all() and (figures["norm_drift"] < 1e-12).all()
     trace = rayleigh_error_trace(states, a)
     assert trace[:, 0].min() > 1e-3 and trace[:, -1].max() < 1e-12  # converges from a real distance
     # A rollout ending on the second eigenvector has eigenvalue error (λ1 − λ2)/|λ1| exactly.
     wrong = np.broadcast_to(v[:, -2], (3, 2, 5))
-    second = analyse("eigen", wrong, t[:2], {"matrix": a}, steady_fraction=1.0)
+    second = analyse("eigen", wrong, t[:2], EigenFlow(matrix=a), steady_fraction=1.0)
     np.testing.assert_allclose(second["eigenvalue_rel_error"], (w[-1] - w[-2]) / abs(w[-1]), rtol=1e-12)
     np.testing.assert_allclose(second["eigenvector_angle"], np.pi / 2, rtol=1e-12)
 
@@ -107,12 +111,13 @@ def test_energy_error_known_scaling():
     osc = LinearOscillator(damping=0.1, natural_frequency=1.5)
     t = np.linspace(0, 20, 401)
     true = solve(osc, [[1.0, 0.0], [0.0, 2.0]], t)
-    assert (energy_error(true, true, 1.5) == 0).all()
+    energy = osc.broadcast(2).invariants()["energy"]
+    assert (invariant_error(true, true, energy) == 0).all()
     # States scaled by 1 + ε have energy (1 + ε)² E: the largest error is at the largest energy, 2ε + ε².
     eps = 1e-3
-    np.testing.assert_allclose(energy_error((1 + eps) * true, true, 1.5), 2 * eps + eps**2, rtol=1e-12)
-    with pytest.raises(ValueError, match=r"energy needs the state \(x, v\)"):
-        energy_error(true[..., :1], true[..., :1], 1.5)
+    np.testing.assert_allclose(invariant_error((1 + eps) * true, true, energy), 2 * eps + eps**2, rtol=1e-12)
+    # The energy needs the whole state: the metric does not apply to the position alone.
+    assert METRICS["energy_error"].applies(osc, ("x", "v")) and not METRICS["energy_error"].applies(osc, ("x",))
 
 
 def test_evaluate_rollout_per_group(tmp_path):
@@ -130,8 +135,8 @@ def test_evaluate_rollout_per_group(tmp_path):
                           state_names=("x", "v"), state_units=("L", "L/T"), method="rollout:test",
                           attrs={"context": 10, "truth_file": "", "model_file": ""})
     path = write_trajectories(tmp_path / "r.h5", rolled)
-    groups = groups_of("regime", params)
-    out = evaluate_rollout(str(path), truth=truth, groups=groups)
+    groups = groups_of("regime", params, system=osc)
+    out = evaluate_rollout(str(path), truth=truth, groups=groups).to_dict()
     under, over = out["groups"]["under-damped (ζ < 1)"], out["groups"]["over-damped (ζ > 1)"]
     assert under["n_traj"] == 2 and over["n_traj"] == 1
     np.testing.assert_allclose(under["rmse"], [0.005, 0.0], rtol=1e-12)  # (0.01 + 0)/2 over the two

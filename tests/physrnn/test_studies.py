@@ -60,7 +60,7 @@ def test_small_version_of_each_study(path, tmp_path):
     assert "[train]" in (out / "study.log").read_text()
     assert json.loads((out / "config.json").read_text()) == study.to_dict()
 
-    summary = {s["label"]: s for s in result["summary"]}
+    summary = {s["label"]: s for s in result.summary}
     # Every study's table has the four baselines beside its models (physics baselines once, learners per seed).
     for baseline in ("persistence", "euler", "rk4", "linear"):
         assert baseline in summary, baseline
@@ -82,13 +82,13 @@ def test_small_version_of_each_study(path, tmp_path):
             assert figures["eigenvalue_rel_error"][0] < 1e-6
         elif kind == "resonance":
             # RK4 tracks the exact solution to ~1e-6, so it reads the steady state as the exact solution does.
-            assert abs(figures["amplitude_rel_error"][0] - result["physics_exact"]["amplitude_rel_error"]) < 1e-4
+            assert abs(figures["amplitude_rel_error"][0] - result.physics_exact["amplitude_rel_error"]) < 1e-4
         elif kind == "decay":
             assert figures["damping_ratio_error"][0] < 1e-2
     if study.group_by:
-        assert result["groups"], "a grouped study lists its groups"
-        assert set(summary["gru"]["groups"]) == set(result["groups"])
-        n_in_groups = sum(len(v) for v in result["groups"].values())
+        assert result.groups, "a grouped study lists its groups"
+        assert set(summary["gru"]["groups"]) == set(result.groups)
+        n_in_groups = sum(len(v) for v in result.groups.values())
         assert n_in_groups == study.test.n_traj  # every test trajectory in exactly one group
     html = page.read_text()
     assert html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))

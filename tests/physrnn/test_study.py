@@ -74,6 +74,11 @@ def test_a_good_study_resolves():
     ("targets", {"mine": {"rmse": 1.0}}, r"\[targets\] 'mine' is not a model of this study; choose from"),
     ("targets", {"gru": {"speed": 1.0}}, r"\[targets\] gru\.speed is not a metric; choose from rmse"),
     ("targets", {"gru": {"rmse": -1.0}}, r"\[targets\] gru\.rmse must be a number > 0, got -1\.0"),
+    # A figure of another system's analysis is refused before any work, naming what this study computes.
+    ("targets", {"gru": {"eigenvalue_rel_error": 1e-3}},
+     r"\[targets\] gru\.eigenvalue_rel_error is not computed by this study \(the oscillator system observed as "
+     r"x, v\); it computes rmse, nrmse, max_error, valid_time_median, valid_periods_median, energy_error, "
+     r"amplitude_rel_error, phase_error, amplitude_rel_error_max"),
     ("targets", {"gru": 1.0}, r"\[targets\] gru must be a table such as"),
     ("models.gru", {"target": "next"}, r"\[models\.gru\] unknown target 'next'; choose increment or value"),
 ])

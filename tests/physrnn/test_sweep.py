@@ -172,12 +172,17 @@ learning_rate = [1e-3, 3e-3]
     parallel = run_sweep(sweep, tmp_path / "parallel", client=dask_client, threads=1, log=lambda m: None)
     serial = run_sweep(sweep, tmp_path / "serial", log=lambda m: None)
     assert all(t["status"] == "ok" for t in parallel["trials"] + serial["trials"])
-    # The same numbers, trained from scratch in separate roots: every trial's metrics, exactly (same seeds,
-    # same data, same code; a process per trial changes nothing but the process).
+    # The same numbers, trained from scratch in separate roots: every trial's metrics (same seeds, same data,
+    # same code; a process per trial changes nothing but the process). To rounding, not bit for bit: the
+    # parallel trials run TensorFlow on 1 thread, this process on 2, and since TensorFlow 2.21 the ESN's float64
+    # reservoir pass sums in another order on 2 threads (RMSE 0.0033535582466460677 against ...463682, 1e-13
+    # relative). 1e-9 relative is far below any difference a seed, a setting or a leak between trials makes
+    # (1e-3 and up between these trials).
     for p, s in zip(parallel["trials"], serial["trials"]):
         assert p["id"] == s["id"]
         for key in ("rmse", "max_error", "valid_time_median"):
-            assert p["rows"][0][key] == s["rows"][0][key], (p["point"], key)
+            np.testing.assert_allclose(p["rows"][0][key], s["rows"][0][key], rtol=1e-9, atol=0,
+                                       err_msg=f"{p['point']} {key}")
     # Each trial ran in a process of its own, none of them this one or a worker.
     pids = [t["pid"] for t in parallel["trials"]]
     workers = set(dask_client.run(os.getpid).values())
@@ -317,10 +322,11 @@ def test_cli_sweep_and_retraining_the_best_trial_alone(base, tmp_path, capsys):
     assert "best of 2 points by rmse" in out and "report: " in out
     result = json.loads((tmp_path / "r" / "sweeps" / "one" / "results.json").read_text())
     best = next(t for t in result["trials"] if t["id"] == result["ranking"][0]["best_trial"])
-    # Retrained alone, from its recorded study, in another root: the same numbers.
+    # Retrained alone, from its recorded study, in another root: the same numbers (to rounding: the trial ran
+    # TensorFlow on 1 thread, this process on 2; see test_parallel_sweep_equals_serial_one_process_per_trial).
     assert main(["study", best["study_file"], "--root", str(tmp_path / "alone"), "-q"]) == 0
     alone = json.loads(next((tmp_path / "alone" / "reports").glob("*/results.json")).read_text())
-    assert alone["rows"][0]["rmse"] == best["rows"][0]["rmse"]
+    np.testing.assert_allclose(alone["rows"][0]["rmse"], best["rows"][0]["rmse"], rtol=1e-9, atol=0)
 
 
 def test_cli_sweep_errors_are_one_line(base, capsys):

@@ -1,0 +1,305 @@
+"""What each model kind is and how it is set, without TensorFlow: the settings (frozen, validated config
+classes) and the registry of model kinds.
+
+Validating a study, listing the choices of ``physrnn train --model`` or printing each setting's meaning in
+``--help`` reads from here and imports no TensorFlow; the model class itself is imported only when a model is
+built (:func:`model_class`). A new model kind is one module with its class, plus one :func:`register_model`
+line (here for the shipped kinds, or in the user's own code).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["EchoStateConfig", "LinearConfig", "ModelKind", "NoConfig", "PRECISIONS", "RecurrentConfig",
+           "describe_settings", "model_class", "model_config", "model_kind", "model_kinds", "register_model"]
+
+PRECISIONS = ("float32", "float64")
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        rel = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {rel}, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecurrentConfig:
+    """A Keras recurrent step model and how to train it.
+
+    Parameters
+    ----------
+    cell : {"simplernn", "gru", "lstm"}
+    units : int
+        Hidden units per layer.
+    layers : int
+        Stacked recurrent layers.
+    window : int
+        Inputs the model sees per prediction (from a zero state), in training and rollout alike.
+    epochs : int
+        Passes of Adam over the training windows (fewer if early stopping ends it).
+    batch_size : int
+        Training windows per Adam step.
+    learning_rate : float
+        Initial Adam learning rate.
+    schedule : {"cosine", "plateau"}
+        "cosine": decay to 1e-3 of the initial rate over ``epochs``; "plateau": halve it whenever the
+        validation loss stalls for ``patience // 2`` epochs.
+    clipnorm : float
+        Gradient-norm clipping (0: none).
+    patience : int
+        Early stopping on the validation loss, restoring the best weights.
+    rollout_steps : int
+        1: one-step teacher forcing; K > 1: the loss is averaged over K steps of the model's own rollout.
+    refine_steps : int
+        After Adam, this many iterations of full-batch L-BFGS (SciPy) on the same loss, kept only if the
+        validation loss improves. Adam's gradient noise leaves a floor on the loss that a quasi-Newton
+        polish removes cheaply on these small networks (0: none).
+    target : {"increment", "value"}
+        What the network's output layer predicts. "increment" (physrnn's form): g, the standardised
+        Euler-style increment. "value": the next observed value itself, standardised like the states — the
+        common textbook recipe, kept to reproduce it (``studies/course.toml``). Both are trained and rolled out
+        through the same update, ``g = (value − o_i)/Δt`` for the latter, so the loss differs only by a constant
+        factor; what differs is what the network has to represent.
+    precision : {"float32", "float64"}
+        Floating-point type of the network, its training and its rollout.
+    seed : int
+        Seed of the initial weights and of the batch order (a study sets it per seed).
+    """
+
+    cell: str = "gru"
+    units: int = 32
+    layers: int = 1
+    window: int = 8
+    epochs: int = 100
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    schedule: str = "cosine"
+    clipnorm: float = 1.0
+    patience: int = 20
+    rollout_steps: int = 1
+    refine_steps: int = 0
+    target: str = "increment"
+    precision: str = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cell not in ("simplernn", "gru", "lstm"):
+            raise ValueError(f"unknown recurrent cell {self.cell!r}; choose simplernn, gru or lstm")
+        if self.target not in ("increment", "value"):
+            raise ValueError(f"unknown target {self.target!r}; choose increment or value")
+        for name in ("units", "layers", "window", "epochs", "batch_size", "patience", "rollout_steps"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("seed", self.seed, 0)
+        _check_int("refine_steps", self.refine_steps, 0)
+        _check_positive("learning_rate", self.learning_rate)
+        _check_positive("clipnorm", self.clipnorm, allow_zero=True)
+        if self.schedule not in ("cosine", "plateau"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose cosine or plateau")
+        _check_precision(self.precision)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EchoStateConfig:
+    """An echo-state network.
+
+    Parameters
+    ----------
+    units : int
+        Reservoir size.
+    spectral_radius : float
+        Largest |eigenvalue| of the recurrent weight matrix (< 1 for the echo-state property, as a rule).
+    leak_rate : float
+        a in (0, 1]: h ← (1 − a) h + a tanh(W_in u + W h + b).
+    input_scaling : float
+        Scale of the uniform [−1, 1] input weights (inputs are standardised first).
+    connectivity : float
+        Fraction of non-zero recurrent weights, in (0, 1].
+    bias : float
+        Scale of the uniform [−1, 1] reservoir bias.
+    ridge : float
+        Tikhonov regularisation of the readout (on standardised features).
+    washout : int
+        Leading steps of each sequence left out of the readout fit; rollouts start after at least as many
+        true states.
+    input_to_readout : bool
+        The readout sees the (standardised) input beside the reservoir state.
+    precision : {"float32", "float64"}
+        Floating-point type of the reservoir pass and the rollout (the readout is solved in float64).
+    seed : int
+        Seed of the reservoir's random weights (a study sets it per seed).
+    """
+
+    units: int = 200
+    spectral_radius: float = 0.9
+    leak_rate: float = 1.0
+    input_scaling: float = 0.5
+    connectivity: float = 0.1
+    bias: float = 0.1
+    ridge: float = 1e-8
+    washout: int = 50
+    input_to_readout: bool = True
+    precision: str = "float64"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("units", self.units, 1)
+        _check_int("washout", self.washout, 0)
+        _check_int("seed", self.seed, 0)
+        _check_positive("spectral_radius", self.spectral_radius)
+        _check_positive("input_scaling", self.input_scaling)
+        _check_positive("bias", self.bias, allow_zero=True)
+        _check_positive("ridge", self.ridge, allow_zero=True)
+        if not (isinstance(self.leak_rate, (int, float)) and 0 < self.leak_rate <= 1):
+            raise ValueError(f"leak_rate must be in (0, 1], got {self.leak_rate!r}")
+        if not (isinstance(self.connectivity, (int, float)) and 0 < self.connectivity <= 1):
+            raise ValueError(f"connectivity must be in (0, 1], got {self.connectivity!r}")
+        if not isinstance(self.input_to_readout, bool):
+            raise TypeError(f"input_to_readout must be true or false, got {self.input_to_readout!r}")
+        _check_precision(self.precision)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearConfig:
+    """The least-squares affine flow map on a window of inputs.
+
+    Parameters
+    ----------
+    window : int
+        Inputs the map sees (1: the current input only).
+    ridge : float
+        Tikhonov regularisation of the least-squares fit, on standardised inputs (0: the minimum-norm solution).
+    """
+
+    window: int = 1
+    ridge: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_int("window", self.window, 1)
+        _check_positive("ridge", self.ridge, allow_zero=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoConfig:
+    """Physics baselines have nothing to set."""
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose float32 or float64")
+
+
+# ----------------------------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class ModelKind:
+    """One model kind: its name, its settings, where its class lives, and what it is.
+
+    ``target`` is the class itself, or ``"module:Class"`` (imported on first use, so listing and validating
+    import nothing heavy). ``fixed`` are settings the kind pins (a GRU is the recurrent config with
+    ``cell = "gru"``).
+    """
+
+    kind: str
+    config_class: type
+    target: Any
+    summary: str = ""
+    fixed: Mapping[str, Any] = None  # type: ignore[assignment]
+
+    @property
+    def settings(self) -> list[str]:
+        """The settings a user may give (the config's fields less the pinned ones)."""
+        return [f.name for f in fields(self.config_class) if f.name not in (self.fixed or {})]
+
+
+_MODELS: dict[str, ModelKind] = {}
+
+
+def register_model(kind: str, config_class: type, target: Any, *, summary: str = "",
+                   fixed: Mapping[str, Any] | None = None) -> ModelKind:
+    """Add a model kind to the registry (re-registering a name replaces it); returns its entry."""
+    if not isinstance(kind, str) or not re.fullmatch(r"[a-z][a-z0-9_-]*", kind):
+        raise ValueError(f"a model kind is a lower-case name such as 'gru', got {kind!r}")
+    entry = ModelKind(kind, config_class, target, summary, dict(fixed or {}))
+    _MODELS[kind] = entry
+    return entry
+
+
+def model_kinds() -> tuple[str, ...]:
+    """Every registered model kind, in registration order."""
+    return tuple(_MODELS)
+
+
+def model_kind(kind: str) -> ModelKind:
+    """The registry entry of ``kind``; an unknown kind is a ValueError listing the known ones."""
+    try:
+        return _MODELS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model type {kind!r}; choose one of {', '.join(_MODELS)}") from None
+
+
+def model_config(kind: str, **settings: Any):
+    """The validated config of a ``kind`` model with these settings (no TensorFlow is imported).
+
+    Unknown settings are a ValueError naming them and the allowed ones; bad values the config's own error.
+    """
+    entry = model_kind(kind)
+    allowed = entry.settings
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown setting{'s' if len(unknown) > 1 else ''} for a {kind} model: {', '.join(unknown)}; "
+                         f"allowed: {', '.join(allowed) or 'none'}")
+    return entry.config_class(**{**settings, **entry.fixed})
+
+
+def model_class(kind: str) -> type:
+    """The class of a ``kind`` model (imported now if it was registered as ``"module:Class"``)."""
+    target = model_kind(kind).target
+    if isinstance(target, str):
+        module, _, name = target.partition(":")
+        target = getattr(importlib.import_module(module, __package__), name)
+    return target
+
+
+def describe_settings(kind: str) -> list[tuple[str, Any, str]]:
+    """(name, default, first line of its meaning) for each setting of ``kind``, read from the config class's
+    NumPy-style docstring (its ``Parameters`` section) and its defaults."""
+    entry = model_kind(kind)
+    doc = entry.config_class.__doc__ or ""
+    meaning: dict[str, str] = {}
+    for match in re.finditer(r"^    (\w+) : [^\n]*\n((?:        [^\n]*\n?)*)", doc, flags=re.M):
+        text = " ".join(line.strip() for line in match.group(2).splitlines())
+        meaning[match.group(1)] = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
+    out = []
+    for f in fields(entry.config_class):
+        if f.name in entry.fixed:
+            continue
+        default = None if f.default is MISSING else f.default
+        out.append((f.name, default, meaning.get(f.name, "")))
+    return out
+
+
+_RNN_SUMMARY = "Keras {} step model on a window of past inputs (Adam, optional L-BFGS polish)"
+register_model("simplernn", RecurrentConfig, ".recurrent:SimpleRNN", summary=_RNN_SUMMARY.format("SimpleRNN"),
+               fixed={"cell": "simplernn"})
+register_model("gru", RecurrentConfig, ".recurrent:GRU", summary=_RNN_SUMMARY.format("GRU"), fixed={"cell": "gru"})
+register_model("lstm", RecurrentConfig, ".recurrent:LSTM", summary=_RNN_SUMMARY.format("LSTM"), fixed={"cell": "lstm"})
+register_model("esn", EchoStateConfig, ".esn:EchoStateNetwork",
+               summary="echo-state network: fixed random reservoir, ridge readout in closed form")
+register_model("linear", LinearConfig, ".linear:LinearFlowMap",
+               summary="least-squares affine map on a window of inputs (exact for a linear system)")
+register_model("persistence", NoConfig, ".baselines:Persistence", summary="no change: g = 0")
+register_model("euler", NoConfig, ".baselines:EulerBaseline",
+               summary="one explicit Euler step of the true equations at the same dt")
+register_model("rk4", NoConfig, ".baselines:RK4Baseline",
+               summary="one classical RK4 step of the true equations at the same dt")

@@ -1,0 +1,59 @@
+"""Keras layers shared by the network models: standardisation held as weights, and the next-value head."""
+
+from __future__ import annotations
+
+import keras
+
+from ..data import Scaler
+
+__all__ = ["IncrementFromValue", "Standardize", "standardize"]
+
+
+@keras.saving.register_keras_serializable(package="physrnn")
+class Standardize(keras.layers.Layer):
+    """``(z − mean) / scale``, or its inverse, with mean and scale held as (non-trainable) weights.
+
+    Keras' own Normalization layer keeps fitted statistics in its config, which loses float64 precision on
+    saving; weights are saved bit for bit, so a reloaded model rolls out identically.
+    """
+
+    def __init__(self, size: int, *, invert: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.invert = int(size), bool(invert)
+        self.mean = self.add_weight(name="mean", shape=(self.size,), initializer="zeros", trainable=False)
+        self.scale = self.add_weight(name="scale", shape=(self.size,), initializer="ones", trainable=False)
+
+    def set_statistics(self, scaler: Scaler) -> None:
+        self.mean.assign(scaler.mean)
+        self.scale.assign(scaler.scale)
+
+    def call(self, z):
+        return z * self.scale + self.mean if self.invert else (z - self.mean) / self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "invert": self.invert}
+
+
+@keras.saving.register_keras_serializable(package="physrnn")
+class IncrementFromValue(keras.layers.Layer):
+    """``g = (value − o_i)/Δt``: a network that predicts the next value, seen through the Euler-style update.
+
+    Called on ``[value, window]``; ``o_i`` is the first ``n_obs`` columns of the window's last input.
+    """
+
+    def __init__(self, n_obs: int, dt: float, **kwargs):
+        super().__init__(**kwargs)
+        self.n_obs, self.dt = int(n_obs), float(dt)
+
+    def call(self, inputs):
+        value, window = inputs
+        return (value - window[:, -1, : self.n_obs]) / self.dt
+
+    def get_config(self):
+        return {**super().get_config(), "n_obs": self.n_obs, "dt": self.dt}
+
+
+def standardize(scaler: Scaler, name: str, dtype: str, invert: bool = False) -> Standardize:
+    layer = Standardize(len(scaler.mean), invert=invert, dtype=dtype, name=name)
+    layer.set_statistics(scaler)
+    return layer

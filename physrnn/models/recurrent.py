@@ -1,0 +1,234 @@
+"""Keras SimpleRNN / GRU / LSTM step models and their trainer (Adam, then an optional L-BFGS polish).
+
+A window of the last ``window`` inputs, from a zero state, gives the increment g; training is one step ahead
+(teacher forcing on the window) or through the model's own rollout over ``rollout_steps`` steps.
+"""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..data import Scaler
+from .configs import RecurrentConfig
+from .layers import IncrementFromValue, standardize
+from .linear import NetworkModel
+from .rollout import windowed_rollout
+
+__all__ = ["GRU", "LSTM", "RecurrentStepModel", "SimpleRNN"]
+
+
+@contextmanager
+def seeded(seed: int):
+    """Seed Python, NumPy, TensorFlow and Keras for one training, and put back what was there before.
+
+    Keras draws initial weights and shuffles batches from these global generators; seeding them is how one
+    seed gives the same network, byte for byte. Restoring them afterwards keeps ``fit`` free of side effects
+    on the caller's own random state.
+    """
+    from keras.src.backend.common import global_state
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    tf_seed = tf.compat.v1.get_seed(None)[0]
+    keras_seed = global_state.get_global_attribute("global_random_seed")
+    keras_generator = global_state.get_global_attribute("global_seed_generator")
+    keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        tf.random.set_seed(tf_seed)
+        global_state.set_global_attribute("global_random_seed", keras_seed)
+        global_state.set_global_attribute("global_seed_generator", keras_generator)
+
+
+class _StepTrainer(keras.Model):
+    """Trains a window→g network one step ahead, or over K steps of its own closed-loop rollout."""
+
+    def __init__(self, network, target_scale, dt, window, horizon, n_obs, dtype):
+        super().__init__(dtype=dtype)
+        self.network = network
+        self.inv_scale = tf.constant(1.0 / target_scale, dtype)
+        self.dt_step = tf.constant(dt, dtype)
+        self.window, self.horizon, self.n_obs = window, horizon, n_obs
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def call(self, x, training=False):
+        return self.network(x[:, : self.window], training=training)
+
+    def _loss(self, x, y, training):
+        # Keras' data adapter may hand over floatx (float32) batches whatever the arrays were.
+        x, y = tf.cast(x, self.inv_scale.dtype), tf.cast(y, self.inv_scale.dtype)
+        w, n_obs = self.window, self.n_obs
+        window = x[:, :w]
+        obs = x[:, w - 1, :n_obs]
+        total = 0.0
+        for k in range(self.horizon):  # static: the horizon is a training setting
+            g = self.network(window, training=training)
+            total += tf.reduce_mean(tf.square((g - y[:, k]) * self.inv_scale))
+            if k + 1 < self.horizon:
+                obs = obs + self.dt_step * g
+                step_in = tf.concat([obs, x[:, w + k, n_obs:]], axis=-1)
+                window = tf.concat([window[:, 1:], step_in[:, None]], axis=1)
+        return total / self.horizon
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = self._loss(x, y, training=True)
+        grads = tape.gradient(loss, self.network.trainable_variables)
+        self.optimizer.apply(grads, self.network.trainable_variables)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data):
+        x, y = data
+        self.loss_tracker.update_state(self._loss(x, y, training=False))
+        return {"loss": self.loss_tracker.result()}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+
+def _refine(trainer: _StepTrainer, train, val, steps: int, dtype: str) -> dict[str, list[float]]:
+    """Full-batch L-BFGS on the trainer's loss; keeps the result only if the validation loss improves."""
+    from scipy.optimize import minimize
+
+    variables = trainer.network.trainable_variables
+    shapes = [tuple(v.shape) for v in variables]
+    sizes = [int(np.prod(s)) for s in shapes]
+    x, y = (tf.constant(a, dtype) for a in train)
+
+    @tf.function(jit_compile=True)  # XLA: several times faster per full-batch evaluation on the CPU
+    def loss_and_grads(x, y):
+        with tf.GradientTape() as tape:
+            loss = trainer._loss(x, y, training=False)
+        return loss, tape.gradient(loss, variables)
+
+    def assign(flat: np.ndarray) -> None:
+        for v, part, shape in zip(variables, np.split(flat, np.cumsum(sizes)[:-1]), shapes):
+            v.assign(part.reshape(shape).astype(dtype))
+
+    def fun(flat):
+        assign(flat)
+        loss, grads = loss_and_grads(x, y)
+        # Relative to the starting loss: L-BFGS-B measures progress against max(|f|, 1), which would call a
+        # loss of 1e-6 converged at once.
+        return float(loss) / scale, np.concatenate([np.asarray(g, np.float64).ravel() for g in grads]) / scale
+
+    def val_loss() -> float:
+        data = val if val is not None else train
+        return float(trainer._loss(tf.constant(data[0], dtype), tf.constant(data[1], dtype), training=False))
+
+    start = np.concatenate([np.asarray(v, np.float64).ravel() for v in variables])
+    before = val_loss()
+    scale = max(float(loss_and_grads(x, y)[0]), np.finfo(float).tiny)
+    result = minimize(fun, start, jac=True, method="L-BFGS-B",
+                      options={"maxiter": steps, "maxcor": 50, "ftol": 1e-15, "gtol": 1e-12})
+    assign(result.x)
+    after = val_loss()
+    if not after < before:
+        assign(start)
+    return {"refine_loss": [float(result.fun) * scale], "refine_val_loss": [before, after],
+            "refine_iterations": [int(result.nit)]}
+
+
+_CELLS = {"simplernn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
+
+
+class RecurrentStepModel(NetworkModel):
+    """Keras SimpleRNN / GRU / LSTM step model: window of inputs → g, with standardised inputs and targets.
+
+    The cell is the config's; :class:`SimpleRNN`, :class:`GRU` and :class:`LSTM` pin it.
+    """
+
+    config_class = RecurrentConfig
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self.config.cell
+
+    @property
+    def min_context(self) -> int:
+        return self.config.window
+
+    def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler, dt: float) -> keras.Model:
+        cfg, dtype = self.config, self.config.precision
+        inp = keras.Input((cfg.window, n_in), dtype=dtype, name="window")
+        z = standardize(in_scaler, "input_scaling", dtype)(inp)
+        for layer in range(cfg.layers):
+            z = _CELLS[cfg.cell](cfg.units, return_sequences=layer + 1 < cfg.layers, dtype=dtype,
+                                 name=f"{cfg.cell}_{layer}")(z)
+        z = keras.layers.Dense(n_obs, dtype=dtype, name=f"{cfg.target}_scaled")(z)
+        out = standardize(out_scaler, cfg.target, dtype, invert=True)(z)
+        if cfg.target == "value":
+            out = IncrementFromValue(n_obs, dt, dtype=dtype, name="increment")([out, inp])
+        return keras.Model(inp, out, name=f"{cfg.cell}_step_model")
+
+    def _fit(self, train, validation, *, verbose, checkpoint_dir, callbacks):
+        with seeded(self.config.seed):
+            self._train(train, validation, verbose=verbose, checkpoint_dir=checkpoint_dir, callbacks=callbacks)
+
+    def _train(self, train, validation, *, verbose, checkpoint_dir, callbacks):
+        cfg = self.config
+        x, y = train.windows(cfg.window, cfg.rollout_steps)
+        in_scaler = Scaler.fit(train.inputs[:, :-1])
+        increment_scaler = Scaler.fit(train.targets)
+        out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])
+        self.network_ = self._build(x.shape[-1], train.n_obs, in_scaler, out_scaler, train.dt)
+        trainer = _StepTrainer(self.network_, increment_scaler.scale, train.dt, cfg.window, cfg.rollout_steps,
+                               train.n_obs, cfg.precision)
+        val = None
+        if validation is not None:
+            val = validation.windows(cfg.window, cfg.rollout_steps)
+        monitor = "val_loss" if val is not None else "loss"
+        cbs = [keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience, restore_best_weights=True)]
+        rate: float | keras.optimizers.schedules.LearningRateSchedule = cfg.learning_rate
+        if cfg.schedule == "cosine":
+            steps = cfg.epochs * -(-len(x) // cfg.batch_size)
+            rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, steps, alpha=1e-3)
+        else:
+            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
+                                                         patience=max(1, cfg.patience // 2),
+                                                         min_lr=cfg.learning_rate * 1e-3))
+        trainer.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=cfg.clipnorm or None))
+        trainer(x[:1].astype(cfg.precision))  # built before fit: BackupAndRestore needs its variables
+        if checkpoint_dir is not None:
+            # A killed training resumes from the last completed epoch when run again with the same directory.
+            cbs.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir), delete_checkpoint=True))
+        cbs += list(callbacks or [])
+        history = trainer.fit(x.astype(cfg.precision), y.astype(cfg.precision), validation_data=None if val is None
+                              else (val[0].astype(cfg.precision), val[1].astype(cfg.precision)),
+                              epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
+                              callbacks=cbs)
+        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        if cfg.refine_steps:
+            self.history_.update(_refine(trainer, (x, y), val, cfg.refine_steps, cfg.precision))
+
+    def _rollout(self, data, context, n_steps, bound):
+        return windowed_rollout(self.network_, data, self.config.window, context, n_steps, self.dt_, bound,
+                                 self.config.precision)
+
+
+class SimpleRNN(RecurrentStepModel):
+    """A SimpleRNN step model: ``SimpleRNN(units=32, window=8, ...)`` (settings: :class:`RecurrentConfig`)."""
+
+    kind = "simplernn"
+
+
+class GRU(RecurrentStepModel):
+    """A GRU step model: ``GRU(units=32, window=8, ...)`` (settings: :class:`RecurrentConfig`)."""
+
+    kind = "gru"
+
+
+class LSTM(RecurrentStepModel):
+    """An LSTM step model: ``LSTM(units=32, window=8, ...)`` (settings: :class:`RecurrentConfig`)."""
+
+    kind = "lstm"

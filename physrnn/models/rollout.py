@@ -1,0 +1,62 @@
+"""The compiled closed loop of every model that maps a window of inputs to the increment g (the linear map and
+the recurrent models): one ``tf.function`` over the whole batch, with the divergence rule of
+:func:`~physrnn.models.base.diverging`.
+
+After ``context`` true states the loop consumes only its own predictions and the known inputs; the observed
+states of the data past the context are never read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow.experimental.numpy as tnp
+
+from ..data import StepData
+from .base import diverging
+
+__all__ = ["absolute_step", "windowed_rollout"]
+
+
+def windowed_rollout(network, data: StepData, window: int, context: int, n_steps: int,
+                      dt: float, bound: float, dtype: str):
+    """Closed loop for a model that maps a window of inputs to g: one compiled loop over the whole batch."""
+    u = data.inputs
+    first = tf.constant(u[:, context - window:context], dtype=dtype)
+    obs = tf.constant(data.observed[:, context - 1], dtype=dtype)
+    known = tf.constant(data.known[:, context:n_steps], dtype=dtype)
+    predicted, diverged_at = _window_loop(network, first, obs, known, tf.constant(dt, dtype),
+                                          tf.constant(bound, dtype))
+    out = np.full((data.n_traj, n_steps, data.n_obs), np.nan)
+    out[:, :context] = data.observed[:, :context]
+    out[:, context:] = predicted.numpy()
+    return out, absolute_step(diverged_at.numpy(), context)
+
+
+def absolute_step(local: np.ndarray, context: int) -> np.ndarray:
+    """Loop-local divergence indices (−1: none) as step indices of the whole series."""
+    return np.where(local >= 0, local + context, -1)
+
+
+@tf.function(reduce_retracing=True)
+def _window_loop(network, window, obs, known, dt, bound):
+    n_new = tf.shape(known)[1]
+    batch = tf.shape(obs)[0]
+    outputs = tf.TensorArray(obs.dtype, size=n_new)
+    diverged_at = tf.fill([batch], tf.constant(-1, tf.int64))
+    alive = tf.ones([batch], tf.bool)
+    nan = tf.constant(np.nan, obs.dtype)
+    for i in tf.range(n_new):
+        g = network(window, training=False)
+        nxt = obs + dt * g
+        bad = alive & diverging(tnp, nxt, bound)
+        diverged_at = tf.where(bad, tf.cast(i, tf.int64), diverged_at)
+        alive = alive & ~bad
+        nxt = tf.where(alive[:, None], nxt, tf.zeros_like(nxt))  # keep the loop finite for the others
+        outputs = outputs.write(i, tf.where(alive[:, None], nxt, nan))
+        step_in = tf.concat([nxt, known[:, i]], axis=-1)
+        window = tf.concat([window[:, 1:], step_in[:, None]], axis=1)
+        obs = nxt
+    return tf.transpose(outputs.stack(), [1, 0, 2]), diverged_at
+
+
