@@ -394,7 +394,8 @@ def _serve() -> int:
     """
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything the imports print goes to the launcher's stderr, never into the answers
-    for module in ("tensorflow", "keras", "physrnn.runner"):  # what every trial imports: paid once, here
+    # What every trial imports (TensorFlow and Keras come with the network models): paid once, here.
+    for module in ("physrnn.models.recurrent", "physrnn.models.esn", "physrnn.runner"):
         importlib.import_module(module)
     for line in sys.stdin:
         if not line.strip():
@@ -647,4 +648,5 @@ def rank(trials: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # an entry point: TensorFlow's start-up chatter, before it loads
     sys.exit(_serve() if sys.argv[1:] == ["--serve"] else _trial_main(sys.argv[1:]))

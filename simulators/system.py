@@ -68,6 +68,33 @@ class PhysicalSystem:
 
     n_traj: int = field(init=False)  # set by each subclass's __post_init__
 
+    def set_parameters(self, **values: ArrayLike) -> None:
+        """For a subclass's ``__post_init__``: store each parameter as a read-only float64 array with one entry
+        per trajectory (a scalar, or one value per trajectory), and set ``n_traj``.
+
+        Each value must be finite; parameters that disagree on the number of trajectories are a ValueError
+        naming them. Range checks (a positive frequency, say) are the subclass's, before or after.
+        """
+        arrays = {}
+        for name, value in values.items():
+            try:
+                a = np.atleast_1d(np.asarray(value, dtype=np.float64))
+            except (TypeError, ValueError):
+                raise TypeError(f"{name} must be a real number or an array of them, got {value!r}") from None
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name} = {value!r} is not finite; give finite numbers")
+            arrays[name] = a
+        sizes = {a.shape[0] for a in arrays.values()} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"parameters disagree on the number of trajectories: "
+                             f"{ {n: a.shape[0] for n, a in arrays.items()} }; give one value or one per trajectory")
+        n_traj = sizes.pop() if sizes else 1
+        for name, a in arrays.items():
+            a = np.broadcast_to(a, (n_traj,) + a.shape[1:]).copy()
+            a.setflags(write=False)
+            object.__setattr__(self, name, a)
+        object.__setattr__(self, "n_traj", n_traj)
+
     # ------------------------------------------------------------------ description
     @property
     def n_state(self) -> int:
