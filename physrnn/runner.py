@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .evaluation import evaluate, read_rollout, write_rollout
 from .figures import FigureInputs, collect_figures
 from .models import load_model, model_class, model_config
 from .results import RunResult, StudyResult, TargetCheck
-from .study import DataFile, ModelEntry, StudyConfig, load_study, stage_key, target_metrics
+from .study import DataFile, ModelEntry, StudyConfig, load_study, stage_key, study_from_dict, target_metrics
 
 __all__ = ["check_targets", "prepare_data", "run_study"]
 
@@ -59,14 +59,19 @@ def prepare_data(study: StudyConfig, root: str | Path = "data",
     return files
 
 
-def run_study(study: StudyConfig | str | Path, *, root: str | Path = "data", log: Callable[[str], None] = print,
-              fit_verbose: int = 0) -> StudyResult:
-    """Run (or resume) every stage of ``study`` (a config, or the path of its TOML) and return its result.
+def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str | Path = "data",
+              log: Callable[[str], None] = print, fit_verbose: int = 0) -> StudyResult:
+    """Run (or resume) every stage of ``study`` and return its result.
+
+    ``study`` is a :class:`~physrnn.study.StudyConfig`, the path of a study's TOML (or resolved JSON), or the
+    same tables as a dict (``{"study": {...}, "train": {...}, ...}``).
 
     Every learning model is trained once per seed, every model rolled out closed-loop from the test starts and
     scored in memory; models and rollouts are cached under ``ROOT/cache`` so a re-run skips finished stages.
     """
-    if not isinstance(study, StudyConfig):
+    if isinstance(study, Mapping):
+        study = study_from_dict(study, "the study")
+    elif not isinstance(study, StudyConfig):
         study = load_study(study)
     lines: list[str] = []
 

@@ -18,7 +18,11 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     # Euler at Δt = 0.05 on this problem is off by ~0.1 in x; the example should show that, not zero.
     rmse = float(re.search(r"Euler RMSE of x: ([0-9.e-]+)", out).group(1))
     assert 0.01 < rmse < 1.0
-    # The learning example: the linear map is exact on the linear oscillator, and the ESN close to it.
+    # The learning example: the linear map is exact on the linear oscillator (rounding, ~1e-15), the ESN
+    # close to it (~1e-7 measured), Euler at Δt = 0.05 off by ~0.1.
     learned = {m: float(v) for m, v in re.findall(r"(\w+) +closed-loop RMSE ([0-9.e+-]+)", out)}
-    assert learned["linear"] < 1e-10 and learned["esn"] < 1e-5 and learned["euler"] > 1e-3, learned
+    assert learned["linear"] < 1e-10 and learned["esn"] < 1e-5 and learned["euler"] > 1e-2, learned
     assert (tmp_path / "esn.keras").is_file()
+    # The study ends in a report, written where the example says.
+    assert float(re.search(r"ESN RMSE of x over 2 seeds: ([0-9.e+-]+)", out).group(1)) < 1e-5
+    assert (tmp_path / "data" / "reports" / "readme" / "report.html").is_file()
