@@ -32,8 +32,8 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-# name -> module that defines it, or (module, name there) (imported on first access, PEP 562): the front door costs nothing until used,
-# and TensorFlow is imported only with a network model's class.
+# name -> module that defines it, or (module, name there), imported on first access (PEP 562): the front door
+# costs nothing until used, and TensorFlow is imported only with a network model's class.
 _EXPORTS = {
     # physics
     "EnsembleConfig": "simulators", "Trajectories": "simulators", "read_trajectories": "simulators",

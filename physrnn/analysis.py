@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from simulators import steady_state_response
+from simulators import rayleigh_quotient, steady_state_response
 from simulators.system import PhysicalSystem
 
 from .metrics import damping_from_decay, eigen_errors, steady_state
@@ -137,7 +137,7 @@ def rayleigh_error_trace(states: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """|xᵀAx/xᵀx − λmax| / |λmax| at every step, shape (n_traj, n_steps): the eigenvalue-convergence curve."""
     a = np.broadcast_to(np.asarray(matrix, float), (states.shape[0],) + states.shape[-1:] * 2)
     top = np.linalg.eigvalsh(a)[:, -1]
-    rq = np.einsum("bti,bij,btj->bt", states, a, states) / np.einsum("bti,bti->bt", states, states)
+    rq = rayleigh_quotient(a, states)
     return np.abs(rq - top[:, None]) / np.abs(top[:, None])
 
 

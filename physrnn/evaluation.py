@@ -216,9 +216,7 @@ def write_rollout(rollout: Rollout, truth: Trajectories, truth_file: str | os.Pa
 
 def read_rollout(path: str | os.PathLike) -> Rollout:
     """The :class:`~physrnn.models.Rollout` a rollout file holds (see :func:`write_rollout`)."""
-    rolled = read_trajectories(path)
-    if not rolled.method.startswith("rollout:"):
-        raise ValueError(f"'{path}' holds {rolled.method} trajectories, not a rollout; give a file from physrnn rollout")
+    rolled = _rollout_file(path)
     return Rollout(time=rolled.time, observed=rolled.states, context=int(rolled.attrs["context"]),
                    diverged=np.asarray(rolled.params["diverged"], bool),
                    diverged_at=np.asarray(rolled.params["diverged_at"], np.int64),
@@ -232,9 +230,7 @@ def evaluate_rollout(path: str | os.PathLike, valid_fraction: float = 0.1, *, tr
     ``truth`` is that file's content, if the caller already holds it. ``groups`` maps a label to positions
     of trajectories in the rollout.
     """
-    rolled = read_trajectories(path)
-    if not rolled.method.startswith("rollout:"):
-        raise ValueError(f"'{path}' holds {rolled.method} trajectories, not a rollout; give a file from physrnn rollout")
+    rolled = _rollout_file(path)
     if truth is None:
         truth = read_trajectories(rolled.attrs["truth_file"])
     index = rolled.params["source_trajectory"]
@@ -246,6 +242,14 @@ def evaluate_rollout(path: str | os.PathLike, valid_fraction: float = 0.1, *, tr
                  components=tuple(rolled.state_names), model=rolled.method.split(":", 1)[1],
                  diverged=rolled.params["diverged"], valid_fraction=valid_fraction,
                  steady_fraction=steady_fraction, groups=groups)
+
+
+def _rollout_file(path: str | os.PathLike) -> Trajectories:
+    rolled = read_trajectories(path)
+    if not rolled.method.startswith("rollout:"):
+        raise ValueError(f"'{path}' holds {rolled.method} trajectories, not a rollout; give a file from "
+                         "physrnn rollout")
+    return rolled
 
 
 def _observed_indices(truth: Trajectories, names: tuple[str, ...]) -> list[int]:

@@ -119,8 +119,17 @@ def _trace(inputs: FigureInputs) -> dict[str, Any]:
     return {"time": first.time.tolist(), "components": list(data.state_names), "units": list(inputs.units),
             "truth": data.observed[0, :n].tolist(),
             "models": {label: r.observed[0].tolist() for label, r in inputs.rollouts.items()},
-            "params": {} if system is None else {k: np.asarray(v).tolist() for k, v in system.params().items()
-                                                 if k in type(system).PARAMETERS}}
+            "system": None if system is None else system.system,
+            "params": {} if system is None else {k: np.asarray(getattr(system, k)).tolist()
+                                                 for k in type(system).PARAMETERS}}
+
+
+def _test_system(result):
+    """The test set's system, rebuilt from the stored trace (to ask it for its physics)."""
+    from simulators.system import get_system
+
+    t = result.figures["trace"]
+    return get_system(t["system"]).from_params({k: np.asarray(v, float) for k, v in t["params"].items()})
 
 
 def _rollout(result, colours):
@@ -182,13 +191,13 @@ def _resonance(result, colours):
     runs = _first_runs(result)
     first = runs[0].scores.physics
     om = np.asarray(first["drive_frequency"])
-    p = {k: np.asarray(v, float) for k, v in result.figures["trace"]["params"].items()}
-    shared = all(np.ptp(p[k]) == 0 for k in ("damping", "natural_frequency", "drive_amplitude"))
+    system = _test_system(result)
+    shared = all(np.ptp(getattr(system, k)) == 0 for k in ("damping", "natural_frequency", "drive_amplitude"))
     fig, axes = new_figure(1, 2, figsize=(10, 4))
     if shared:
         grid = np.linspace(om.min(), om.max(), 400)
-        eta, w0 = float(np.ravel(p["damping"])[0]), float(np.ravel(p["natural_frequency"])[0])
-        f0 = abs(float(np.ravel(p["drive_amplitude"])[0]))
+        eta, w0 = float(system.damping[0]), float(system.natural_frequency[0])
+        f0 = abs(float(system.drive_amplitude[0, 0]))
         gain, lag = steady_state_response(eta, w0, grid)
         axes[0].plot(grid, f0 * gain, color="black", lw=2, label="F0/√((ω0²−Ω²)²+(ηΩ)²)")
         axes[1].plot(grid, lag, color="black", lw=2, label="atan2(ηΩ, ω0²−Ω²)")
@@ -221,8 +230,7 @@ def _resonance(result, colours):
 
 def _decay(result, colours):
     """Damping ratio recovered from each rollout's maxima against the true ζ (under-damped trajectories)."""
-    p = result.figures["trace"]["params"]
-    zeta = np.ravel(p["damping"]) / (2 * np.ravel(p["natural_frequency"]))
+    zeta = _test_system(result).damping_ratio
     under = zeta < 1
     top = float(zeta[under].max()) if under.any() else 1.0
     fig, axes = new_figure(1, 2, figsize=(10, 4))

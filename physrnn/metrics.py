@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from simulators.eigen import rayleigh_quotient
+
 __all__ = ["METRICS", "DecayFit", "EigenErrors", "Metric", "SteadyState", "damping_from_decay", "eigen_errors",
            "invariant_error", "max_error", "nrmse", "register_metric", "rmse", "steady_state", "valid_time"]
 
@@ -210,7 +212,7 @@ def eigen_errors(states: np.ndarray, matrix: np.ndarray, *, smallest: bool = Fal
     w, v = np.linalg.eigh(a)
     j = 0 if smallest else -1
     final = states[:, -1]
-    rq = np.einsum("bi,bij,bj->b", final, a, final) / np.einsum("bi,bi->b", final, final)
+    rq = rayleigh_quotient(a, final)
     cos = np.abs(np.einsum("bi,bi->b", final, v[:, :, j])) / np.linalg.norm(final, axis=-1)
     norms = np.linalg.norm(states, axis=-1)
     drift = np.max(np.abs(norms - norms[:, :1]), axis=-1) / norms[:, 0]

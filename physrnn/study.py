@@ -66,7 +66,8 @@ from .data import FeatureSpec
 from .evaluation import all_figures, summary_figures
 from .models.configs import model_config, model_kinds
 
-__all__ = ["DataFile", "ModelEntry", "StudyConfig", "StudyConfigError", "load_study", "stage_key", "target_metrics"]
+__all__ = ["BASELINES", "DataFile", "ModelEntry", "StudyConfig", "StudyConfigError", "load_study", "stage_key",
+           "target_metrics"]
 
 
 def target_metrics() -> dict[str, str]:
@@ -78,7 +79,8 @@ _SECTIONS = {"study": True, "features": True, "train": True, "test": True, "mode
              "targets": False}
 _STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction")
 _ROLLOUT_KEYS = ("context", "valid_fraction", "group_by", "steady_fraction")
-_BASELINES = ("persistence", "euler", "rk4", "linear")
+#: The baselines a study may list (and lists by default): the physics at the same step and the linear map.
+BASELINES = ("persistence", "euler", "rk4", "linear")
 
 
 @dataclass(frozen=True)
@@ -249,9 +251,9 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
     if (not isinstance(seeds, list) or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
         raise _fail(where, f"[study] seeds must be a non-empty list of integers >= 0, got {seeds!r}")
-    baselines = study.get("baselines", list(_BASELINES))
-    if not isinstance(baselines, list) or not all(b in _BASELINES for b in baselines):
-        raise _fail(where, f"[study] baselines must be a list drawn from {', '.join(_BASELINES)}, got {baselines!r}")
+    baselines = study.get("baselines", list(BASELINES))
+    if not isinstance(baselines, list) or not all(b in BASELINES for b in baselines):
+        raise _fail(where, f"[study] baselines must be a list drawn from {', '.join(BASELINES)}, got {baselines!r}")
     vfrac = study.get("validation_fraction", 0.2)
     if isinstance(vfrac, bool) or not isinstance(vfrac, (int, float)) or not 0 < vfrac < 1:
         raise _fail(where, f"[study] validation_fraction must be a number in (0, 1), got {vfrac!r}")

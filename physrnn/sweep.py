@@ -59,7 +59,8 @@ import numpy as np
 
 from .metrics import METRICS
 from .models.configs import model_kinds
-from .study import StudyConfig, StudyConfigError, load_study, stage_key, study_from_dict, target_metrics
+from .study import (BASELINES, StudyConfig, StudyConfigError, load_study, stage_key, study_from_dict,
+                    target_metrics)
 
 __all__ = ["SweepConfig", "objectives", "Trial", "load_sweep", "objective_of", "rank", "run_sweep", "run_trial",
            "sweep_from_dict"]
@@ -225,7 +226,7 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
 
     axes = dict(raw.get("axes", {}))
     kinds_given = axes.get("kind")
-    learners = [k for k in model_kinds() if k not in ("persistence", "euler", "rk4", "linear")]
+    learners = [k for k in model_kinds() if k not in BASELINES]
     per_kind = {k: axes.pop(k) for k in list(axes) if k in model_kinds() and isinstance(axes[k], Mapping)}
     if "seed" not in axes:
         axes["seed"] = list(base.seeds)

@@ -87,7 +87,8 @@ def test_scaler_round_trip_and_constant_features():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(system="pendulum"), r"unknown system 'pendulum'"),
     (dict(system="oscillator", observation="velocity"), r"unknown observation 'velocity'"),
-    (dict(system="eigen", observation="position"), r"unknown observation 'position' for the eigen system; choose one of full"),
+    (dict(system="eigen", observation="position"),
+     r"unknown observation 'position' for the eigen system; choose one of full"),
     (dict(system="oscillator", parameters=("mass",)), r"unknown parameter feature\(s\) mass"),
 ])
 def test_bad_feature_specs(kwargs, match):

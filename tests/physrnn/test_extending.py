@@ -17,6 +17,7 @@ from physrnn.models.configs import _MODELS
 from simulators import EnsembleParams, ParamSpec, PhysicalSystem
 from simulators.params import check_range, fixed, uniform
 from simulators.system import _REGISTRY
+from tests.physrnn.helpers import TINY_STUDY
 
 
 # ------------------------------------------------------------------------------------------------ a new system
@@ -227,34 +228,11 @@ def final_error():
     METRICS.pop("final_error")
 
 
-TINY = """
-[study]
-name = "tiny"
-seeds = [0]
-baselines = ["euler", "rk4"]
-[features]
-observation = "full"
-[train]
-system = "oscillator"
-n_traj = 4
-dt = 0.1
-t_end = 4.0
-seed = 1
-params = { damping = 0.3 }
-[test]
-system = "oscillator"
-n_traj = 2
-dt = 0.1
-t_end = 6.0
-seed = 2
-params = { damping = 0.3 }
-[models]
-"""
 
 
 def test_a_metric_registered_here_reaches_summaries_targets_and_reports(final_error, tmp_path):
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY + "[targets]\neuler = { final_error = 1e-9 }\n")
+    path.write_text(TINY_STUDY + "[targets]\neuler = { final_error = 1e-9 }\n")
     result = pr.run_study(path, root=tmp_path, log=lambda m: None)
     euler = result.model("euler")
     runs = [r for r in result.runs if r.label == "euler"]
@@ -287,7 +265,7 @@ def endpoint_figure():
 
 def test_a_figure_registered_here_is_collected_stored_and_drawn(endpoint_figure, tmp_path):
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
+    path.write_text(TINY_STUDY)
     result = pr.run_study(path, root=tmp_path, log=lambda m: None)
     rk4_end = result.figures["endpoints"]["rk4"]
     assert len(rk4_end) == 2 and math.isfinite(rk4_end[0][0])

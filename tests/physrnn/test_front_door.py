@@ -11,6 +11,7 @@ import pytest
 import physrnn as pr
 from simulators import EnsembleConfig, solve
 from simulators.integrate import REFERENCE_ATOL, REFERENCE_RTOL
+from tests.physrnn.helpers import TINY_STUDY
 
 DRIVEN = dict(system="oscillator", dt=0.05, damping=0.2, drive_amplitude=0.5, drive_frequency=1.3)
 
@@ -103,7 +104,7 @@ def test_writing_a_report_leaves_the_matplotlib_backend_alone(tmp_path):
 
     backend = matplotlib.get_backend()
     path = tmp_path / "tiny.toml"
-    path.write_text(_TINY)
+    path.write_text(TINY_STUDY)
     pr.write_report(pr.run_study(path, root=tmp_path, log=lambda m: None), tmp_path / "report")
     assert matplotlib.get_backend() == backend
 
@@ -118,36 +119,13 @@ def test_one_pair_of_reference_tolerances():
     assert (defaults["rtol"].default, defaults["atol"].default) == (REFERENCE_RTOL, REFERENCE_ATOL)
 
 
-_TINY = """
-[study]
-name = "tiny"
-seeds = [0]
-baselines = ["euler", "linear"]
-[features]
-observation = "full"
-[train]
-system = "oscillator"
-n_traj = 4
-dt = 0.1
-t_end = 4.0
-seed = 1
-params = { damping = 0.3 }
-[test]
-system = "oscillator"
-n_traj = 2
-dt = 0.1
-t_end = 6.0
-seed = 2
-params = { damping = 0.3 }
-[models]
-"""
 
 
 def test_the_report_is_rebuilt_from_the_stored_results_alone(tmp_path, capsys):
     from physrnn.cli import main
 
     path = tmp_path / "tiny.toml"
-    path.write_text(_TINY)
+    path.write_text(TINY_STUDY)
     root = tmp_path / "root"
     assert main(["study", str(path), "--root", str(root), "-q"]) == 0
     report = root / "reports" / "tiny"
@@ -169,12 +147,12 @@ def test_a_study_learns_from_the_users_own_files(tmp_path):
     (tmp_path / "data").mkdir()
     write_trajectories(tmp_path / "data" / "mine-train.h5", ensemble(4, 4.0, 1))
     write_trajectories(tmp_path / "data" / "mine-test.h5", ensemble(2, 6.0, 2))
-    body = _TINY.split("[train]")[0] + ('[train]\nfile = "data/mine-train.h5"\n[test]\nfile = "data/mine-test.h5"\n'
-                                        "[models]\n")
+    body = TINY_STUDY.split("[train]")[0] + ('[train]\nfile = "data/mine-train.h5"\n'
+                                             '[test]\nfile = "data/mine-test.h5"\n[models]\n')
     path = tmp_path / "mine.toml"
     path.write_text(body)
     from_files = pr.run_study(path, root=tmp_path / "a", log=lambda m: None)
-    (tmp_path / "tiny.toml").write_text(_TINY)
+    (tmp_path / "tiny.toml").write_text(TINY_STUDY)
     simulated = pr.run_study(tmp_path / "tiny.toml", root=tmp_path / "b", log=lambda m: None)
 
     def scores(result):  # as JSON text, so that a NaN (no maxima to read ζ from in 6 s) equals a NaN
