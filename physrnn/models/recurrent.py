@@ -47,7 +47,7 @@ def seeded(seed: int):
         global_state.set_global_attribute("global_seed_generator", keras_generator)
 
 
-class _StepTrainer(keras.Model):
+class StepTrainer(keras.Model):
     """Trains a window→g network one step ahead, or over K steps of its own closed-loop rollout."""
 
     def __init__(self, network, target_scale, dt, window, horizon, n_obs, dtype):
@@ -61,7 +61,7 @@ class _StepTrainer(keras.Model):
     def call(self, x, training=False):
         return self.network(x[:, : self.window], training=training)
 
-    def _loss(self, x, y, training):
+    def step_loss(self, x, y, training):
         # Keras' data adapter may hand over floatx (float32) batches whatever the arrays were.
         x, y = tf.cast(x, self.inv_scale.dtype), tf.cast(y, self.inv_scale.dtype)
         w, n_obs = self.window, self.n_obs
@@ -80,7 +80,7 @@ class _StepTrainer(keras.Model):
     def train_step(self, data):
         x, y = data
         with tf.GradientTape() as tape:
-            loss = self._loss(x, y, training=True)
+            loss = self.step_loss(x, y, training=True)
         grads = tape.gradient(loss, self.network.trainable_variables)
         self.optimizer.apply(grads, self.network.trainable_variables)
         self.loss_tracker.update_state(loss)
@@ -88,7 +88,7 @@ class _StepTrainer(keras.Model):
 
     def test_step(self, data):
         x, y = data
-        self.loss_tracker.update_state(self._loss(x, y, training=False))
+        self.loss_tracker.update_state(self.step_loss(x, y, training=False))
         return {"loss": self.loss_tracker.result()}
 
     @property
@@ -96,7 +96,7 @@ class _StepTrainer(keras.Model):
         return [self.loss_tracker]
 
 
-def _refine(trainer: _StepTrainer, train, val, steps: int, dtype: str) -> dict[str, list[float]]:
+def _refine(trainer: StepTrainer, train, val, steps: int, dtype: str) -> dict[str, list[float]]:
     """Full-batch L-BFGS on the trainer's loss; keeps the result only if the validation loss improves."""
     from scipy.optimize import minimize
 
@@ -108,7 +108,7 @@ def _refine(trainer: _StepTrainer, train, val, steps: int, dtype: str) -> dict[s
     @tf.function(jit_compile=True)  # XLA: several times faster per full-batch evaluation on the CPU
     def loss_and_grads(x, y):
         with tf.GradientTape() as tape:
-            loss = trainer._loss(x, y, training=False)
+            loss = trainer.step_loss(x, y, training=False)
         return loss, tape.gradient(loss, variables)
 
     def assign(flat: np.ndarray) -> None:
@@ -124,7 +124,7 @@ def _refine(trainer: _StepTrainer, train, val, steps: int, dtype: str) -> dict[s
 
     def val_loss() -> float:
         data = val if val is not None else train
-        return float(trainer._loss(tf.constant(data[0], dtype), tf.constant(data[1], dtype), training=False))
+        return float(trainer.step_loss(tf.constant(data[0], dtype), tf.constant(data[1], dtype), training=False))
 
     start = np.concatenate([np.asarray(v, np.float64).ravel() for v in variables])
     before = val_loss()
@@ -182,7 +182,7 @@ class RecurrentStepModel(NetworkModel):
         increment_scaler = Scaler.fit(train.targets)
         out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])
         self.network_ = self._build(x.shape[-1], train.n_obs, in_scaler, out_scaler, train.dt)
-        trainer = _StepTrainer(self.network_, increment_scaler.scale, train.dt, cfg.window, cfg.rollout_steps,
+        trainer = StepTrainer(self.network_, increment_scaler.scale, train.dt, cfg.window, cfg.rollout_steps,
                                train.n_obs, cfg.precision)
         val = None
         if validation is not None:
