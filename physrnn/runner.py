@@ -9,24 +9,24 @@ model's settings retrains that model alone. Reports go to ``ROOT/reports/<study 
 from __future__ import annotations
 
 import time
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from simulators.ensemble import simulate_to_file
+from simulators.ensemble import EnsembleConfig, simulate_to_file
 from simulators.trajectory_file import read_trajectories, software_versions
 
 from .analysis import groups_of
-from .data import build_step_data, split_by_trajectory
+from .data import FeatureSpec, build_step_data, split_by_trajectory
 from .evaluation import evaluate, read_rollout, write_rollout
 from .figures import FigureInputs, collect_figures
 from .models import load_model, model_class, model_config
 from .results import RunResult, StudyResult, TargetCheck
 from .study import DataFile, ModelEntry, StudyConfig, load_study, stage_key, study_from_dict, target_metrics
 
-__all__ = ["check_targets", "prepare_data", "run_study"]
+__all__ = ["check_targets", "data_key", "model_key", "prepare_data", "rollout_key", "run_study"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
@@ -37,6 +37,25 @@ def _entries(study: StudyConfig) -> list[ModelEntry]:
     return baselines + list(study.models)
 
 
+def data_key(ensemble: EnsembleConfig | DataFile) -> str:
+    """The cache key of a study's ensemble: its whole config, or the content of the user's file."""
+    if isinstance(ensemble, DataFile):
+        return stage_key("file", ensemble.fingerprint)
+    return stage_key("simulate", ensemble.to_dict())
+
+
+def model_key(kind: str, config: Any, features: FeatureSpec, train_key: str, split_seed: int,
+              validation_fraction: float) -> str:
+    """The cache key of a trained model: its kind and every field of its resolved config (so a changed default
+    retrains it), the features, the training data's key and the split (seed and validation fraction)."""
+    return stage_key("train", kind, asdict(config), features.to_config(), train_key, split_seed, validation_fraction)
+
+
+def rollout_key(model_key: str, test_key: str, context: int | None) -> str:
+    """The cache key of a rollout: the model, the test data and the context."""
+    return stage_key("rollout", model_key, test_key, context)
+
+
 def prepare_data(study: StudyConfig, root: str | Path = "data",
                  log: Callable[[str], None] = print) -> dict[str, tuple[str, Path]]:
     """Simulate the study's training and test ensembles under ``ROOT/cache/simulate`` unless they exist (a data
@@ -44,11 +63,11 @@ def prepare_data(study: StudyConfig, root: str | Path = "data",
     (Path(root) / "cache" / "simulate").mkdir(parents=True, exist_ok=True)
     files = {}
     for part, config in (("train", study.train), ("test", study.test)):
+        key = data_key(config)
         if isinstance(config, DataFile):
-            key, path = stage_key("file", config.fingerprint), Path(config.path)
+            path = Path(config.path)
             log(f"[data] {part}: {path}")
         else:
-            key = stage_key("simulate", config.to_dict())
             path = Path(root) / "cache" / "simulate" / f"{key}.h5"
             if path.exists():
                 log(f"[simulate] {part}: cached {path}")
@@ -102,9 +121,9 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
             if seed is not None and "seed" in {f.name for f in fields(config)}:
                 config, settings["seed"] = replace(config, seed=seed), seed
             split_seed = 0 if seed is None else seed
-            model_key = stage_key("train", entry.kind, settings, study.features.to_config(), files["train"][0],
-                                  split_seed, study.validation_fraction)
-            model_path = cache / "models" / f"{model_key}.keras"
+            key = model_key(entry.kind, config, study.features, files["train"][0], split_seed,
+                            study.validation_fraction)
+            model_path = cache / "models" / f"{key}.keras"
             name = entry.label + ("" if seed is None else f" seed {seed}")
             if model_path.exists():
                 model = load_model(model_path)
@@ -117,8 +136,7 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                 model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed,
                                      "split": {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}}
                 model.save(model_path)
-            roll_key = stage_key("rollout", model_key, files["test"][0], study.context)
-            roll_path = cache / "rollouts" / f"{roll_key}.h5"
+            roll_path = cache / "rollouts" / f"{rollout_key(key, files['test'][0], study.context)}.h5"
             if roll_path.exists():
                 rollout = read_rollout(roll_path)
             else:
