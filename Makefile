@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo data bench clean studies report sweeps
+.PHONY: test test-slow demo data bench clean studies report sweeps
 
 # Reinstall only when the project's metadata changes (a second `make test` goes straight to pytest).
 $(STAMP): pyproject.toml
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# What `make test` leaves out: the Dask sweeps and shards, the shrunk versions of every study (about 5 minutes).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 # The default datasets (see studies/data/*.toml) written to data/.
 DATASETS := $(patsubst studies/data/%.toml,data/%.h5,$(wildcard studies/data/*.toml))

@@ -9,6 +9,7 @@ from simulators.trajectory_file import read_trajectories
 from tests.simulators.oracles import dataset_bytes
 
 
+@pytest.mark.slow  # starts a Dask cluster: behind the marker, run by make test-slow
 def test_sharded_on_two_workers_equals_unsharded(tmp_path, dask_client, driven_config):
     done = []
     joined = simulate_sharded(driven_config, tmp_path / "s.h5", 4, dask_client, progress=done.append)
@@ -18,6 +19,7 @@ def test_sharded_on_two_workers_equals_unsharded(tmp_path, dask_client, driven_c
     assert len(list((tmp_path / "s.shards").glob("*.h5"))) == 4
 
 
+@pytest.mark.slow  # starts a Dask cluster: behind the marker, run by make test-slow
 def test_a_shard_that_fails_fails_the_run_and_leaves_no_joined_file(tmp_path, dask_client, driven_config):
     (tmp_path / "s.shards").mkdir()
     (tmp_path / "s.shards" / "001-of-002.h5").mkdir()  # a folder where a shard must go: that shard raises
@@ -26,6 +28,7 @@ def test_a_shard_that_fails_fails_the_run_and_leaves_no_joined_file(tmp_path, da
     assert not (tmp_path / "s.h5").exists()
 
 
+@pytest.mark.slow  # starts a Dask cluster: behind the marker, run by make test-slow
 def test_cli_shards(tmp_path, capsys):
     config = tmp_path / "c.toml"
     config.write_text('system = "eigen"\nn_traj = 7\ndt = 0.1\nt_end = 2.0\nseed = 4\n')

@@ -74,9 +74,11 @@ def test_recovered_damping_matches_the_closed_form(damping, natural_frequency):
     zeta = damping / (2 * natural_frequency)
     omega_d = natural_frequency * np.sqrt(1 - zeta**2)
     # Peaks of e^{-ζω0 t} cos(ω_d t − θ) are equally spaced by 2π/ω_d and decay by exactly e^{-2πζ/√(1−ζ²)}
-    # per period; parabolic interpolation on a 0.01 grid leaves ~1e-5 relative error.
-    np.testing.assert_allclose(fit.damped_frequency, omega_d, rtol=1e-4)
-    np.testing.assert_allclose(fit.damping_ratio, zeta, rtol=1e-3)
+    # per period. Parabolic interpolation on the 0.01 grid leaves at most 1.1e-7 relative error in ω_d and
+    # 1.4e-9 in ζ over these cases (measured); the bounds keep ~10x headroom. Without the interpolation (the
+    # sample maximum itself) the errors are 2.4e-5 to 1.1e-4 in ω_d and 1.6e-7 to 2.5e-6 in ζ: caught.
+    np.testing.assert_allclose(fit.damped_frequency, omega_d, rtol=1e-6)
+    np.testing.assert_allclose(fit.damping_ratio, zeta, rtol=2e-8)
 
 
 def test_eigen_errors_of_the_exact_flow():

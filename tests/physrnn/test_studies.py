@@ -46,7 +46,9 @@ def shrink(raw: dict) -> dict:
     return raw
 
 
-@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+# The default study runs in the default test run; the others (15-35 s each) behind the slow marker.
+@pytest.mark.parametrize("path", [pytest.param(p, marks=() if p.stem == "demo" else pytest.mark.slow) for p in STUDIES],
+                         ids=lambda p: p.stem)
 def test_small_version_of_each_study(path, tmp_path):
     raw = tomllib.loads(path.read_text())
     assert path.stem in PHYSICS, f"add {path.stem} to PHYSICS with the analysis it should get"
@@ -74,17 +76,18 @@ def test_small_version_of_each_study(path, tmp_path):
 
     kind = PHYSICS[path.stem]
     assert summary["rk4"].get("physics_kind") == kind
-    if kind:
-        assert (out / "figures" / f"{FIGURES[kind]}.png").is_file()
-        figures = rk4["physics"]
-        if kind == "eigen":
-            # RK4's fixed points are the flow's (the eigenvectors): the Rayleigh quotient lands on λmax.
-            assert figures["eigenvalue_rel_error"][0] < 1e-6
-        elif kind == "resonance":
-            # RK4 tracks the exact solution to ~1e-6, so it reads the steady state as the exact solution does.
-            assert abs(figures["amplitude_rel_error"][0] - result.physics_exact["amplitude_rel_error"]) < 1e-4
-        elif kind == "decay":
-            assert figures["damping_ratio_error"][0] < 1e-2
+    assert (out / "figures" / f"{FIGURES[kind]}.png").is_file()
+    figures = rk4["physics"]
+    if kind == "eigen":
+        # RK4's fixed points are the flow's (the eigenvectors): the Rayleigh quotient lands on λmax to rounding
+        # (measured ≤ 5.4e-16 in both eigen studies).
+        assert figures["eigenvalue_rel_error"][0] < 1e-12
+    elif kind == "resonance":
+        # RK4 tracks the exact solution to ~1e-7 here, so it reads the steady state as the exact solution does:
+        # the two amplitude errors agree to 2.8e-7 at worst (partial), 1.5e-8 at best (driven).
+        assert abs(figures["amplitude_rel_error"][0] - result.physics_exact["amplitude_rel_error"]) < 2e-6
+    else:  # decay: ζ read from RK4's maxima is as good as from the closed form's (measured 4e-8 to 7e-8)
+        assert figures["damping_ratio_error"][0] < 1e-6
     if study.group_by:
         assert result.groups, "a grouped study lists its groups"
         assert set(summary["gru"]["groups"]) == set(result.groups)

@@ -154,6 +154,7 @@ def test_ranking_puts_a_diverged_or_failed_seed_last():
 
 
 # ---------------------------------------------------------------------------------------------- on a cluster
+@pytest.mark.slow  # a Dask cluster and trained trials: behind the marker, run by make test-slow
 def test_parallel_sweep_equals_serial_one_process_per_trial(base, dask_client, tmp_path):
     sweep = _sweep(base, """
 [sweep]
@@ -199,6 +200,7 @@ learning_rate = [1e-3, 3e-3]
     assert "Retrain the best trial alone" in text and (tmp_path / "report" / "figures" / "seeds.png").is_file()
 
 
+@pytest.mark.slow  # a Dask cluster and trained trials: behind the marker, run by make test-slow
 def test_a_raising_trial_is_reported_the_others_complete_and_a_rerun_skips_them(base, dask_client, tmp_path):
     sweep = _sweep(base, '[sweep]\nname = "faulty"\nstudy = "bare.toml"\nmodel = "esn"\n'
                          '[axes]\nwashout = [20, 1000, 30]\nseed = [0]\n')
@@ -254,6 +256,7 @@ def _fake_python(path: Path, fault: str) -> str:
     return str(path)
 
 
+@pytest.mark.slow  # a Dask cluster and trained trials: behind the marker, run by make test-slow
 @pytest.mark.parametrize("start", STARTS)
 def test_a_trial_whose_process_dies_is_retried(base, dask_client, tmp_path, start):
     sweep = _sweep(base, '[sweep]\nname = "dies"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20, 30]\n'
@@ -276,15 +279,19 @@ def test_a_trial_whose_process_dies_is_retried(base, dask_client, tmp_path, star
     dask_client.wait_for_workers(2, timeout=60)
     assert len(set(dask_client.run(os.getpid).values()) - workers) == 1  # one worker was replaced
 
-    always = _fake_python(tmp_path / "dead", "os.kill(os.getpid(), signal.SIGKILL)")
+    # Every try of this one dies (and leaves a mark): it is tried 1 + RETRIES times, then recorded as failed.
+    always = _fake_python(tmp_path / "dead", "open(os.path.join(os.path.dirname(trial_dir), 'tries'), 'a')"
+                                             ".write('x'); os.kill(os.getpid(), signal.SIGKILL)")
     sweep = _sweep(base, '[sweep]\nname = "dead"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20]\n'
                          'seed = [0]\n', name="dead.toml")
     result = run_sweep(sweep, tmp_path / "root", client=dask_client, python=always, start=start, log=lambda m: None)
     (trial,) = result["trials"]
     assert trial["status"] == "failed" and "exited with status -9" in trial["error"], trial
-    assert RETRIES >= 1
+    (tries,) = (tmp_path / "root").rglob("tries")
+    assert RETRIES >= 1 and tries.read_text() == "x" * (1 + RETRIES)
 
 
+@pytest.mark.slow  # a Dask cluster and trained trials: behind the marker, run by make test-slow
 def test_a_dying_launcher_is_replaced_and_its_trial_retried(base, dask_client, tmp_path):
     sweep = _sweep(base, '[sweep]\nname = "launcher"\nstudy = "bare.toml"\nmodel = "esn"\n[axes]\nunits = [20]\n'
                          'seed = [0, 1]\n')
@@ -312,6 +319,7 @@ def test_start_must_be_known(base):
         run_sweep(sweep, base / "root", client=None, start="spawn")
 
 
+@pytest.mark.slow  # a Dask cluster and trained trials: behind the marker, run by make test-slow
 def test_cli_sweep_and_retraining_the_best_trial_alone(base, tmp_path, capsys):
     (base / "one.toml").write_text('[sweep]\nname = "one"\nstudy = "bare.toml"\nmodel = "esn"\n'
                                    '[axes]\nspectral_radius = [0.5, 0.9]\nseed = [0]\n')

@@ -70,8 +70,10 @@ def test_reference_meets_tolerance_for_every_trajectory_in_a_large_ensemble():
     t = np.linspace(0, 20, 201)
     ref = solve(osc, s0, t, method="reference", rtol=1e-8, atol=1e-12)
     err = np.abs(ref - solve(osc, s0, t)).max(axis=(1, 2)) / np.abs(s0).max(axis=1)
-    # Each trajectory's *relative* error stays within about 10x its local tolerance (global accumulation).
-    assert err.max() < 1e-7, err.max()
+    # Each trajectory's *relative* error stays within twice its tolerance rtol = 1e-8 (global accumulation on
+    # damped motion stays of the order of the local tolerance; measured 3.8e-9). Without the √N tightening the
+    # smallest trajectories reach 9.9e-8, which this bound must catch.
+    assert err.max() < 2e-8, err.max()
 
 
 @pytest.mark.parametrize(
