@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test test-slow demo data bench clean studies report sweeps
+.PHONY: test test-slow mutants demo data bench clean studies report sweeps
 
 # Reinstall only when the project's metadata changes (a second `make test` goes straight to pytest).
 $(STAMP): pyproject.toml
@@ -19,6 +19,11 @@ test: $(STAMP)
 # What `make test` leaves out: the Dask sweeps and shards, the shrunk versions of every study (about 5 minutes).
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+# The mutation gate: every named mutant of mutation/mutants.toml planted in a scratch copy, its tests run; prints the
+# kill rate and every survivor, and fails below 90 % (about 15-25 minutes on 2 cores; not part of make test).
+mutants: $(STAMP)
+	$(BIN)/python mutation/run.py
 
 # The default datasets (see studies/data/*.toml) written to data/.
 DATASETS := $(patsubst studies/data/%.toml,data/%.h5,$(wildcard studies/data/*.toml))

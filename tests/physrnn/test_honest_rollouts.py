@@ -103,3 +103,27 @@ def test_training_never_sees_the_held_out_trajectories_api(kind, clean_file, tmp
     a = build_model(kind, **SMALL[kind]).fit(clean.take(TRAIN), clean.take(VALIDATION))
     b = build_model(kind, **SMALL[kind]).fit(bad.take(TRAIN), bad.take(VALIDATION))
     _assert_same_weights(a, b)
+
+
+@pytest.mark.parametrize("kind", ["linear", "esn", "rk4"])
+def test_physrnn_rollout_never_reads_the_truth_after_its_context(kind, clean_file, tmp_path):
+    # The CLI rolls the model out from the truth file it is given: a copy whose states after the context are
+    # another system's must give the same rollout file.
+    model = tmp_path / "m.keras"
+    settings = [a for k, v in SMALL[kind].items() for a in ("--set", f"{k}={v}")]
+    assert main(["train", "--data", str(clean_file), "--model", kind, *settings, "-q", "--output", str(model)]) == 0
+    context = 15
+    poisoned = tmp_path / "poisoned.h5"
+    poisoned.write_bytes(clean_file.read_bytes())
+    with h5py.File(poisoned, "r+") as f:
+        states = f["states"][()]
+        states[:, context:] = 1e3 * states[:, context:][:, :, ::-1] + 7.0
+        f["states"][...] = states
+    rolled = []
+    for name, data in (("clean", clean_file), ("poisoned", poisoned)):
+        out = tmp_path / f"{name}-rollout.h5"
+        assert main(["rollout", "--model", str(model), "--data", str(data), "--select", "all",
+                     "--context", str(context), "-q", "--output", str(out)]) == 0
+        rolled.append(read_trajectories(out).states)
+    np.testing.assert_array_equal(rolled[0][:, context:], rolled[1][:, context:])
+    assert np.isfinite(rolled[0]).all()

@@ -153,3 +153,30 @@ def test_a_multi_step_loss_is_not_the_one_step_loss(small_train, small_val):
     # the one-step loss on the same windows differs by far more (a model trained one-step would report it).
     assert model.history_["val_loss"][0] == pytest.approx(loss(5), rel=1e-5)
     assert abs(loss(5) / loss(1) - 1) > 1e-3
+
+
+def test_a_summary_over_seeds_takes_each_metric_as_the_registry_says():
+    from physrnn.results import summarise
+
+    runs = [_run("esn", 0, 1e-3), _run("esn", 1, 4e-3), _run("esn", 2, 2e-3)]
+    (line,) = summarise([r.to_dict() for r in runs])
+    # The max error is the worst over seeds and components (seed 1's offset of 4e-3 in x); RMSE is the mean over
+    # seeds with its spread (offsets 1, 4 and 2 e-3: mean 7/3 e-3, population std √14/3 e-3).
+    assert line["max_error"] == pytest.approx(4e-3, rel=1e-12)
+    assert line["rmse_mean"][0] == pytest.approx(7e-3 / 3, rel=1e-12)
+    assert line["rmse_std"][0] == pytest.approx(np.sqrt(14) / 3 * 1e-3, rel=1e-9)
+    assert line["n_seeds"] == 3 and line["diverged"] == 0
+
+
+def test_the_runner_trains_on_the_training_share_and_validates_on_the_rest(tmp_path):
+    import physrnn as pr
+    from physrnn.models import load_model
+
+    path = tmp_path / "tiny.toml"
+    # 10 training trajectories and validation_fraction 0.2: 8 to train on, 2 to validate on.
+    path.write_text(TINY_STUDY.replace("n_traj = 4", "n_traj = 10").replace(
+        'baselines = ["euler", "rk4", "linear"]', 'baselines = ["linear"]\nvalidation_fraction = 0.2'))
+    result = pr.run_study(path, root=tmp_path, log=lambda m: None)
+    split = load_model(result.runs[0].model_file).provenance_["split"]
+    assert (len(split["train"]), len(split["validation"])) == (8, 2)
+    assert sorted(split["train"] + split["validation"]) == list(range(10))

@@ -93,6 +93,16 @@ def test_eigen_errors_of_the_exact_flow():
     np.testing.assert_allclose(low.eigenvalue_error, 0.0, atol=1e-12)
 
 
+def test_norm_drift_is_the_largest_relative_change_either_way():
+    # A rollout whose norm shrinks to 0.9 and one whose norm grows to 1.2 of its start: drifts 0.1 and 0.2 (a
+    # signed drift would read the shrinking one as no drift at all).
+    a = np.diag([2.0, 1.0])
+    x = np.array([1.0, 0.0])
+    scale = np.array([[1.0, 0.95, 0.9], [1.0, 1.1, 1.2]])
+    states = scale[:, :, None] * x
+    np.testing.assert_allclose(eigen_errors(states, a).norm_drift, [0.1, 0.2], rtol=1e-12)
+
+
 def test_mismatched_shapes_are_rejected():
     with pytest.raises(ValueError, match=r"prediction of shape \(1, 3, 2\) and truth of shape \(1, 4, 2\) differ"):
         rmse(np.zeros((1, 3, 2)), np.zeros((1, 4, 2)))
