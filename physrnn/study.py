@@ -160,7 +160,7 @@ class StudyConfig:
     steady_fraction: float = 1 / 3
     targets: tuple[tuple[str, str, float], ...] = ()
     #: Every summary figure this study's rollouts are scored by, and which way is better (from the registries).
-    figures: Mapping[str, str] | None = None
+    computable: Mapping[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (as a report records it)."""
@@ -341,7 +341,7 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
                        validation_fraction=float(vfrac), features=spec, train=ensembles["train"],
                        test=ensembles["test"], models=tuple(models), context=context,
                        valid_fraction=float(valid_fraction), source=dict(raw), group_by=group_by,
-                       steady_fraction=float(steady), targets=tuple(targets), figures=computable)
+                       steady_fraction=float(steady), targets=tuple(targets), computable=computable)
 
 
 def load_study(path: str | Path) -> StudyConfig:

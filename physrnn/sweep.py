@@ -210,9 +210,9 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
     if objective not in objectives():
         raise _fail(where, f"[sweep] objective = {objective!r} is not a closed-loop figure; choose from "
                            f"{', '.join(objectives())}")
-    if objective not in base.figures:
+    if objective not in base.computable:
         raise _fail(where, f"[sweep] objective = {objective!r} is not computed for this study; choose from "
-                           f"{', '.join(base.figures)}")
+                           f"{', '.join(base.computable)}")
     sample = head.get("sample", "grid")
     if sample not in ("grid", "random"):
         raise _fail(where, f"[sweep] sample must be \"grid\" or \"random\", got {sample!r}")
