@@ -117,6 +117,14 @@ def test_every_number_in_the_summary_table_is_the_one_in_metrics_json(tmp_path):
             checked += 1
     # RMSE and NRMSE per component (x, v), max error, valid time, valid periods, energy error.
     assert checked == len(rows) * 8
+    # metrics.csv carries the same table, cell for cell.
+    import csv
+
+    with open(page.parent / "metrics.csv", newline="") as f:
+        table = list(csv.reader(f))
+    start = table.index(["Summary"])
+    assert table[start + 1] == head
+    assert {row[0]: row for row in table[start + 2:start + 2 + len(rows)]} == rows
 
 
 def _column(title: str, components: list[str]):
