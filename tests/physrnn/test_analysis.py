@@ -43,6 +43,11 @@ def test_groups_by_regime_training_range_and_value():
                                                             "damping = 3": [3]}
     many = groups_of("damping", _params(damping=np.linspace(0, 1, 20)))
     assert len(many) == 4 and sum(len(v) for v in many.values()) == 20  # > 12 values: four equal bins
+    # Bins are [lo, hi) but the last [lo, hi]: a value on an inner edge (0.25 = 4/16) opens the bin above it.
+    edges = groups_of("damping", _params(damping=np.linspace(0, 1, 17)))
+    assert {k: v.tolist() for k, v in edges.items()} == {
+        "damping in [0, 0.25)": [0, 1, 2, 3], "damping in [0.25, 0.5)": [4, 5, 6, 7],
+        "damping in [0.5, 0.75)": [8, 9, 10, 11], "damping in [0.75, 1]": [12, 13, 14, 15, 16]}
     assert groups_of(None, p) == {}
     with pytest.raises(ValueError, match=r"cannot group by 'colour'.*use regime, training_range"):
         groups_of("colour", p, system=_osc(p))

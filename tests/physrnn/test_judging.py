@@ -188,3 +188,22 @@ def test_the_runner_trains_on_the_training_share_and_validates_on_the_rest(tmp_p
     split = load_model(result.runs[0].model_file).provenance_["split"]
     assert (len(split["train"]), len(split["validation"])) == (8, 2)
     assert sorted(split["train"] + split["validation"]) == list(range(10))
+
+
+def test_evaluate_scores_only_the_closed_loop_steps():
+    # A rollout equal to the truth over its 10 context steps and off by exactly 0.1 in x after them: its RMSE
+    # is 0.1 over the closed loop. Scoring the context too would dilute it to 0.1·√(91/101) ≈ 0.095.
+    from physrnn.data import StepData
+    from physrnn.evaluation import evaluate
+    from physrnn.models import Rollout
+
+    t = np.linspace(0, 10, 101)
+    true = np.stack([np.cos(t), -np.sin(t)], axis=-1)[None]
+    data = StepData.from_arrays(true, dt=0.1, state_names=("x", "v"))
+    pred = true.copy()
+    pred[:, 10:, 0] += 0.1
+    rollout = Rollout(time=data.time, observed=pred, context=10, diverged=np.zeros(1, bool),
+                      diverged_at=np.full(1, -1), bound=np.inf, seconds=0.0)
+    scores = evaluate(rollout, data)
+    np.testing.assert_allclose(scores.summary()["rmse"], [0.1, 0.0], rtol=1e-12, atol=1e-15)
+    assert scores.horizon == pytest.approx(9.0, rel=1e-12)  # the closed loop runs from t = 1 to t = 10
