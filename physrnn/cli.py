@@ -21,7 +21,7 @@ import numpy as np
 from simulators.ensemble import EnsembleConfig, simulate_to_file
 from simulators.integrate import METHODS
 from simulators.params import SPEC_KINDS as _SPEC_KINDS
-from simulators.system import describe_parameters, get_system, system_names
+from simulators.system import get_system, system_names
 from simulators.trajectory_file import TrajectoryFileError, check_output_path, read_trajectories
 
 from .models.configs import describe_settings, model_kind, model_kinds

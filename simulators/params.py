@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-__all__ = ["SPEC_KINDS", "EnsembleParams", "ParamSpec", "check_range", "finite_number", "param_rng",
-           "reject_unknown"]
+__all__ = ["SPEC_KINDS", "EnsembleParams", "ParamSpec", "check_range", "finite_number", "fixed", "param_rng",
+           "reject_unknown", "uniform"]
 
 SPEC_KINDS = ("uniform", "loguniform", "choice", "values", "linspace")
 

@@ -32,13 +32,13 @@ ensembles are then solved with ``method = "reference"``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["PhysicalSystem", "describe_parameters", "get_system", "register_system", "system_names"]
+__all__ = ["PhysicalSystem", "get_system", "register_system", "system_names"]
 
 _REGISTRY: dict[str, type[PhysicalSystem]] = {}
 
@@ -207,9 +207,3 @@ def get_system(name: str) -> type[PhysicalSystem]:
 def system_names() -> tuple[str, ...]:
     """Every registered system's name, in registration order."""
     return tuple(_REGISTRY)
-
-
-def describe_parameters(cls: type[PhysicalSystem]) -> list[str]:
-    """The ensemble parameter names of a system, for help texts."""
-    return [f.name for f in fields(cls.Params)]
-

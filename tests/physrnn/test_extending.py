@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike
 import physrnn as pr
 from physrnn.figures import FIGURES, Figure, new_figure
 from physrnn.metrics import METRICS, Metric
-from physrnn.models import NoConfig, StepModel
+from physrnn.models import StepModel
 from physrnn.models.configs import _MODELS
 from simulators import EnsembleParams, ParamSpec, PhysicalSystem
 from simulators.params import check_range, fixed, uniform
