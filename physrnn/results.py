@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -121,13 +122,14 @@ class StudyResult:
     seconds: float = 0.0
     log: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def rows(self) -> list[dict[str, Any]]:
-        """Every run as the plain dict ``results.json`` stores."""
+        """Every run as the plain dict ``results.json`` stores (computed once: the result is frozen)."""
         return [r.to_dict() for r in self.runs]
 
-    @property
+    @cached_property
     def summary(self) -> list[dict[str, Any]]:
+        """One line per model, mean ± std over seeds (computed once)."""
         return summarise(self.rows)
 
     def model(self, label: str) -> dict[str, Any]:
@@ -145,7 +147,7 @@ class StudyResult:
         rows = self.rows
         return {"study": self.name, "description": self.description, "config": dict(self.config),
                 "train_file": self.train_file, "test_file": self.test_file, "software": dict(self.software),
-                "seconds": self.seconds, "rows": rows, "summary": summarise(rows),
+                "seconds": self.seconds, "rows": rows, "summary": self.summary,
                 "groups": {k: list(v) for k, v in self.groups.items()},
                 "physics_exact": rows[0].get("physics_exact") if rows else None,
                 "targets": [t.to_dict() for t in self.targets], "figures": dict(self.figures), "log": list(self.log)}

@@ -115,16 +115,18 @@ class DataFile:
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.path}
 
-    def sample_system(self) -> PhysicalSystem:
-        from simulators.trajectory_file import read_trajectories
+    def _params(self) -> dict[str, np.ndarray]:
+        """The file's /params alone (the states are not read again: the file was validated whole on opening)."""
+        import h5py
 
-        tr = read_trajectories(self.path)
-        return get_system(tr.system).from_params(tr.params).broadcast(tr.n_traj)
+        with h5py.File(self.path, "r") as f:
+            return {name: ds[()] for name, ds in f["params"].items()}
+
+    def sample_system(self) -> PhysicalSystem:
+        return get_system(self.system).from_params(self._params()).broadcast(self.n_traj)
 
     def param_names(self) -> tuple[str, ...]:
-        from simulators.trajectory_file import read_trajectories
-
-        return tuple(read_trajectories(self.path).params)
+        return tuple(self._params())
 
 
 class StudyConfigError(ValueError):
