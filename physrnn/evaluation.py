@@ -108,7 +108,9 @@ class Scores:
         out = {"model": self.model, **self.summary(), "diverged": int(self.diverged.sum()),
                "components": list(self.components), "horizon": self.horizon, "valid_fraction": self.valid_fraction}
         if self.physics_kind is not None:
-            out["physics"] = {"kind": self.physics_kind, **headline(self.physics_kind, self.physics, self.applies)}
+            # The summary holds the physics unless no trajectory applies; the record always does (then NaN).
+            out.setdefault("physics", {"kind": self.physics_kind,
+                                       **headline(self.physics_kind, self.physics, self.applies)})
             out["physics_exact"] = headline(self.physics_kind, self.physics_exact, self.applies)
             out["physics_trajectories"] = {k: np.asarray(v).tolist() for k, v in self.physics.items()}
         groups = {}

@@ -132,41 +132,43 @@ def _test_system(result):
     return get_system(t["system"]).from_params({k: np.asarray(v, float) for k, v in t["params"].items()})
 
 
-def _rollout(result, colours):
+def _stored_trace(result):
+    """The stored trace as arrays: time, truth, each model's rollout (by label), component names and units."""
     t = result.figures["trace"]
-    time, truth = np.asarray(t["time"]), np.asarray(t["truth"])
+    models = {label: np.asarray(states, float) for label, states in t["models"].items()}
+    return np.asarray(t["time"]), np.asarray(t["truth"]), models, t["components"], t["units"]
+
+
+def _rollout(result, colours):
+    time, truth, models, names, units = _stored_trace(result)
     fig, ax = new_figure(figsize=(9, 3.5))
     ax.plot(time, truth[:, 0], color="black", lw=2.5, label="exact")
-    for label, states in t["models"].items():
-        ax.plot(time, np.asarray(states, float)[:, 0], color=colours[label], lw=1.2, label=label)
-    ax.set(xlabel="time t [T]", ylabel=f"{t['components'][0]} [{t['units'][0]}]",
+    for label, states in models.items():
+        ax.plot(time, states[:, 0], color=colours[label], lw=1.2, label=label)
+    ax.set(xlabel="time t [T]", ylabel=f"{names[0]} [{units[0]}]",
            title="Closed-loop rollout of test trajectory 0 (first seed of each model)")
     ax.legend(ncol=4, fontsize=8)
     return fig
 
 
 def _error(result, colours):
-    t = result.figures["trace"]
-    time, truth = np.asarray(t["time"]), np.asarray(t["truth"])
+    time, truth, models, names, units = _stored_trace(result)
     fig, ax = new_figure(figsize=(9, 3.5))
-    for label, states in t["models"].items():
-        err = np.abs(np.asarray(states, float)[:, 0] - truth[:, 0])
+    for label, states in models.items():
+        err = np.abs(states[:, 0] - truth[:, 0])
         ax.semilogy(time[err > 0], err[err > 0], color=colours[label], lw=1.2, label=label)
-    ax.set(xlabel="time t [T]", ylabel=f"|error of {t['components'][0]}| [{t['units'][0]}]",
+    ax.set(xlabel="time t [T]", ylabel=f"|error of {names[0]}| [{units[0]}]",
            title="Error against time (log scale)")
     ax.legend(ncol=4, fontsize=8)
     return fig
 
 
 def _phase(result, colours):
-    t = result.figures["trace"]
-    truth = np.asarray(t["truth"])
-    names, units = t["components"], t["units"]
+    _, truth, models, names, units = _stored_trace(result)
     fig, ax = new_figure(figsize=(5, 5))
     ax.plot(truth[:, 0], truth[:, 1], color="black", lw=2.5, label="exact")
-    for label, states in t["models"].items():
-        s = np.asarray(states, float)
-        ax.plot(s[:, 0], s[:, 1], color=colours[label], lw=1, label=label)
+    for label, states in models.items():
+        ax.plot(states[:, 0], states[:, 1], color=colours[label], lw=1, label=label)
     ax.set(xlabel=f"{names[0]} [{units[0]}]", ylabel=f"{names[1]} [{units[1]}]", title="Phase portrait")
     ax.legend(fontsize=8)
     return fig
