@@ -180,7 +180,7 @@ class EigenParams(EnsembleParams):
         return EigenFlow(matrix=a), x0
 
 
-    def initial_params(self, x0: np.ndarray) -> dict[str, np.ndarray]:
+    def initial_params(self, x0: np.ndarray, system=None) -> dict[str, np.ndarray]:
         return {"x0": x0.copy(), "initial_norm": np.linalg.norm(x0, axis=1)}
 
 
@@ -245,6 +245,19 @@ class EigenFlow(PhysicalSystem):
         xx = np.sum(state * state, axis=-1, keepdims=True)
         xax = np.sum(state * ax, axis=-1, keepdims=True)
         return -state + xx * ax + (1 - xax) * state
+
+    def jacobian(self, t: float, state: np.ndarray) -> np.ndarray:
+        """∂f/∂x = xᵀx A + 2 A x xᵀ − 2 x (A x)ᵀ − (xᵀAx) I, shape (n_traj, n, n).
+
+        (The −x and the (1)·x of the flow cancel in the Jacobian as they do in f.)
+        """
+        x = np.atleast_2d(state)
+        a = np.broadcast_to(self.matrix, (x.shape[0],) + self.matrix.shape[-2:])
+        ax = np.einsum("bij,bj->bi", a, x)
+        xx = np.sum(x * x, axis=-1)[:, None, None]
+        xax = np.sum(x * ax, axis=-1)[:, None, None]
+        eye = np.eye(x.shape[1])
+        return xx * a + 2 * ax[:, :, None] * x[:, None, :] - 2 * x[:, :, None] * ax[:, None, :] - xax * eye
 
     def exact(self, initial_state: ArrayLike, time: ArrayLike) -> np.ndarray:
         """The closed form ``‖x0‖ e^{‖x0‖² A t} x0 / ‖e^{‖x0‖² A t} x0‖``, evaluated in the eigenbasis of A.

@@ -23,7 +23,8 @@ from scipy.integrate import solve_ivp
 
 from ._validation import check_bounds, check_time_grid
 
-__all__ = ["METHODS", "REFERENCE_ATOL", "REFERENCE_RTOL", "System", "euler_step", "rk4_step", "solve"]
+__all__ = ["METHODS", "REFERENCE_ATOL", "REFERENCE_RTOL", "System", "euler_step", "flow_jacobian", "rk4_step",
+           "solve"]
 
 METHODS = ("exact", "euler", "rk4", "reference")
 #: The reference integrator's default tolerances, met by every component of every trajectory (one pair for
@@ -68,8 +69,9 @@ def solve(
         Strictly increasing output times (need not be uniform).
     method : {"exact", "euler", "rk4", "reference"}
         ``"exact"``: the closed form. ``"euler"``: explicit Euler, the update the networks imitate.
-        ``"rk4"``: classical fourth-order Runge–Kutta. ``"reference"``: adaptive DOP853 (SciPy) with
-        tolerances ``rtol``/``atol`` met by every component of every trajectory (see Notes).
+        ``"rk4"``: classical fourth-order Runge–Kutta. ``"reference"``: adaptive DOP853 (SciPy; Radau where the
+        system says it is stiff) with tolerances ``rtol``/``atol`` met by every component of every trajectory
+        (see Notes).
     substeps : int
         Fixed-step methods take this many equal steps per interval of ``time``.
     rtol, atol : float
@@ -151,9 +153,47 @@ def _reference(system: System, s0: np.ndarray, t: np.ndarray, rtol: float, atol:
     def f(tt: float, y: np.ndarray) -> np.ndarray:
         return system.rhs(tt, y.reshape(n_traj, n_state)).ravel()
 
-    sol = solve_ivp(
-        f, (t[0], t[-1]), s0.ravel(), method="DOP853", t_eval=t, rtol=rtol / shrink, atol=atol / shrink
-    )
+    method = system.reference_method() if hasattr(system, "reference_method") else "DOP853"
+    sol = solve_ivp(f, (t[0], t[-1]), s0.ravel(), method=method, t_eval=t, rtol=rtol / shrink, atol=atol / shrink)
     if not sol.success:
         raise RuntimeError(f"reference integration failed: {sol.message}")
     return sol.y.reshape(n_traj, n_state, t.size).transpose(0, 2, 1).copy()
+
+
+def flow_jacobian(system, state: ArrayLike, t0: float, dt: float, *, rtol: float = REFERENCE_RTOL,
+                  atol: float = REFERENCE_ATOL) -> tuple[np.ndarray, np.ndarray]:
+    r"""The exact flow map over one step and its Jacobian, from the variational equations.
+
+    .. math:: \dot s = f(t, s), \quad \dot\Phi = J(t, s)\,\Phi, \qquad s(t_0) = s_0,\; \Phi(t_0) = I,
+
+    integrated together by the reference integrator (DOP853 at ``rtol``/``atol`` on every component), with
+    :math:`J = \partial f/\partial s` from the system's :meth:`~simulators.system.PhysicalSystem.jacobian`.
+
+    Parameters
+    ----------
+    state : ndarray of shape (n_traj, n_state)
+        The states s0 at ``t0`` (one per parameter set of ``system``, or any number for a single set).
+    t0, dt : float
+        Start time (it matters for a driven system) and step.
+
+    Returns
+    -------
+    (ndarray of shape (n_traj, n_state), ndarray of shape (n_traj, n_state, n_state))
+        Φ_dt(s0) and ∂Φ_dt/∂s0.
+    """
+    s0 = np.atleast_2d(np.asarray(state, dtype=np.float64))
+    n_traj, n = s0.shape
+    system = system.broadcast(n_traj)
+    y0 = np.concatenate([s0, np.broadcast_to(np.eye(n).ravel(), (n_traj, n * n))], axis=1)
+    shrink = np.sqrt(y0.size)
+
+    def f(t: float, y: np.ndarray) -> np.ndarray:
+        y = y.reshape(n_traj, n + n * n)
+        s, phi = y[:, :n], y[:, n:].reshape(n_traj, n, n)
+        return np.concatenate([system.rhs(t, s), (system.jacobian(t, s) @ phi).reshape(n_traj, -1)], axis=1).ravel()
+
+    sol = solve_ivp(f, (t0, t0 + dt), y0.ravel(), method="DOP853", rtol=rtol / shrink, atol=atol / shrink)
+    if not sol.success:
+        raise RuntimeError(f"the variational equations failed: {sol.message}")
+    end = sol.y[:, -1].reshape(n_traj, n + n * n)
+    return end[:, :n].copy(), end[:, n:].reshape(n_traj, n, n).copy()

@@ -45,30 +45,21 @@ motion that cancels its initial velocity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._validation import as_real_array, check_bounds, check_finite, check_time_grid
+from ._validation import as_real_array, check_bounds, check_time_grid
+from .drive import DRIVE_PARAMETERS, DrivenSystem, check_drive_specs, drive_specs
 from .params import EnsembleParams, ParamSpec, check_range, fixed, uniform
-from .system import PhysicalSystem, register_system
+from .system import register_system
 
 __all__ = ["LinearOscillator", "OscillatorParams", "steady_state_response"]
 
 #: Damping ratios equal to 1 up to this relative tolerance count as critical (ζ = 1 from rounded parameters).
 CRITICAL_RTOL = 1e-9
-
-
-def _broadcast_traj(name: str, array: np.ndarray, n_traj: int) -> np.ndarray:
-    try:
-        return np.broadcast_to(array, (n_traj,) + array.shape[1:]).copy()
-    except ValueError:
-        raise ValueError(
-            f"{name} has {array.shape[0]} entries but the ensemble has {n_traj} trajectories; "
-            "give one value or one per trajectory"
-        ) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,24 +68,19 @@ class OscillatorParams(EnsembleParams):
 
     damping: ParamSpec = fixed(0.0)
     natural_frequency: ParamSpec = fixed(1.0)
-    drive_amplitude: tuple[ParamSpec, ...] = (fixed(0.0),)
-    drive_frequency: tuple[ParamSpec, ...] = (fixed(0.0),)
-    drive_phase: tuple[ParamSpec, ...] = (fixed(0.0),)
+    drive_amplitude: tuple[ParamSpec, ...] = drive_specs()
+    drive_frequency: tuple[ParamSpec, ...] = drive_specs()
+    drive_phase: tuple[ParamSpec, ...] = drive_specs()
     x0: ParamSpec = uniform(-1.0, 1.0)
     v0: ParamSpec = uniform(-1.0, 1.0)
 
     INITIAL_STATE = ("x0", "v0")
-    TERMS = ("drive_amplitude", "drive_frequency", "drive_phase")
+    TERMS = DRIVE_PARAMETERS
 
     def __post_init__(self) -> None:
         check_range("damping", self.damping, low=0.0)
         check_range("natural_frequency", self.natural_frequency, low=0.0, strict=True)
-        for spec in self.drive_frequency:
-            check_range("drive_frequency", spec, low=0.0)
-        counts = {len(getattr(self, n)) for n in self.TERMS} - {1}
-        if len(counts) > 1 or any(len(getattr(self, n)) == 0 for n in self.TERMS):
-            raise ValueError("drive_amplitude, drive_frequency and drive_phase must each give one spec or the "
-                             f"same number of drive terms, got {[len(getattr(self, n)) for n in self.TERMS]}")
+        check_drive_specs(self)
 
     def build(self, values) -> LinearOscillator:
         return LinearOscillator(**values)
@@ -102,7 +88,7 @@ class OscillatorParams(EnsembleParams):
 
 @register_system
 @dataclass(frozen=True, kw_only=True, eq=False)
-class LinearOscillator(PhysicalSystem):
+class LinearOscillator(DrivenSystem):
     """An ensemble of linear oscillators ``x'' + η x' + ω0² x = Σ_k F_k cos(Ω_k t + φ_k)``.
 
     Every parameter is a scalar (shared by all trajectories) or an array with one entry per trajectory;
@@ -121,10 +107,6 @@ class LinearOscillator(PhysicalSystem):
 
     damping: ArrayLike = 0.0
     natural_frequency: ArrayLike = 1.0
-    drive_amplitude: ArrayLike = 0.0
-    drive_frequency: ArrayLike = 0.0
-    drive_phase: ArrayLike = 0.0
-    n_traj: int = field(init=False)
 
     system = "oscillator"
     state_names = ("x", "v")
@@ -133,9 +115,8 @@ class LinearOscillator(PhysicalSystem):
     Params = OscillatorParams
     #: "position": x alone, so a model must carry the velocity in its memory.
     OBSERVATIONS = {"full": None, "position": (0,)}
-    #: "phase": (cos, sin) of each drive term's phase Ω_k t + φ_k, from which the exact one-step map is affine;
-    #: "force": F(t) alone; "none".
-    DRIVE_FEATURES = ("phase", "force", "none")
+    #: Drive features (from DrivenSystem): "phase", the (cos, sin) of each term's phase, from which the exact
+    #: one-step map is affine; "force"; "none".
     #: What a parameter-aware model may be given (each drive term contributes one column).
     MODEL_PARAMETERS = ("damping", "natural_frequency", "drive_amplitude", "drive_frequency")
     #: "regime": under-, critically and over-damped (ζ < 1, ζ = 1, ζ > 1).
@@ -147,57 +128,13 @@ class LinearOscillator(PhysicalSystem):
             "natural_frequency", as_real_array("natural_frequency", self.natural_frequency, max_ndim=1),
             low=0.0, strict=True,
         )
-        amp = check_finite("drive_amplitude", as_real_array("drive_amplitude", self.drive_amplitude, max_ndim=2))
-        freq = check_bounds(
-            "drive_frequency", as_real_array("drive_frequency", self.drive_frequency, max_ndim=2), low=0.0
-        )
-        phase = check_finite("drive_phase", as_real_array("drive_phase", self.drive_phase, max_ndim=2))
-
-        # Per-trajectory arrays are 1-D; drive arrays become (n_traj, n_terms).
-        eta, omega0 = np.atleast_1d(eta), np.atleast_1d(omega0)
-        amp, freq, phase = (np.atleast_1d(a).reshape(a.shape[0] if a.ndim else 1, -1) for a in (amp, freq, phase))
-        sizes = {a.shape[0] for a in (eta, omega0, amp, freq, phase)} - {1}
-        if len(sizes) > 1:
-            named = {n: a.shape[0] for n, a in zip(
-                ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase"),
-                (eta, omega0, amp, freq, phase)) if a.shape[0] != 1}
-            raise ValueError(f"parameters disagree on the number of trajectories: {named}; "
-                             "give each one value or the same number of values")
-        n_traj = sizes.pop() if sizes else 1
-        terms = {a.shape[1] for a in (amp, freq, phase)} - {1}
-        if len(terms) > 1:
-            raise ValueError(
-                f"drive_amplitude, drive_frequency and drive_phase disagree on the number of drive terms "
-                f"({amp.shape[1]}, {freq.shape[1]}, {phase.shape[1]}); give each one or n_terms columns"
-            )
-        n_terms = terms.pop() if terms else 1
-        set_ = object.__setattr__
-        set_(self, "n_traj", n_traj)
-        set_(self, "damping", _broadcast_traj("damping", eta, n_traj))
-        set_(self, "natural_frequency", _broadcast_traj("natural_frequency", omega0, n_traj))
-        for name, a in (("drive_amplitude", amp), ("drive_frequency", freq), ("drive_phase", phase)):
-            set_(self, name, np.broadcast_to(a, (n_traj, n_terms)).copy())
-        for name in ("damping", "natural_frequency", "drive_amplitude", "drive_frequency", "drive_phase"):
-            getattr(self, name).setflags(write=False)
+        self.set_parameters(damping=eta, natural_frequency=omega0)
 
     # ------------------------------------------------------------------ description
-    @property
-    def n_terms(self) -> int:
-        return self.drive_amplitude.shape[1]
-
-    @property
-    def is_driven(self) -> bool:
-        return bool(np.any(self.drive_amplitude != 0))
-
     @property
     def damping_ratio(self) -> np.ndarray:
         """ζ = η / (2 ω0), shape (n_traj,)."""
         return self.damping / (2 * self.natural_frequency)
-
-    @property
-    def driven_trajectories(self) -> np.ndarray:
-        """Which trajectories have a non-zero drive, bool ndarray of shape (n_traj,)."""
-        return (self.drive_amplitude != 0).any(axis=1)
 
     @property
     def damped_frequency(self) -> np.ndarray:
@@ -233,46 +170,25 @@ class LinearOscillator(PhysicalSystem):
         """The mechanical energy (conserved for free undamped motion, bookkept otherwise)."""
         return {"energy": self.energy}
 
+    def conserves_invariants(self) -> np.ndarray:
+        return (self.damping == 0) & ~self.driven_trajectories
+
     # ------------------------------------------------------------------ dynamics
-    def force(self, time: ArrayLike) -> np.ndarray:
-        """F(t) per trajectory: ndarray of shape (n_traj, n_times) for ``time`` of shape (n_times,)."""
-        t = np.atleast_1d(np.asarray(time, dtype=np.float64))
-        arg = self.drive_frequency[:, None, :] * t[None, :, None] + self.drive_phase[:, None, :]
-        return np.einsum("nk,ntk->nt", self.drive_amplitude, np.cos(arg))
-
-    def drive_names(self) -> tuple[str, ...]:
-        """Names of the known-input channels of :meth:`drive`."""
-        return ("force",)
-
-    def drive(self, time: ArrayLike) -> np.ndarray:
-        """The known input F(t), ndarray of shape (n_traj, n_times, 1).
-
-        Learning code that wants the drive's phase (cos, sin of Ω_k t + φ_k) asks :meth:`drive_features`.
-        """
-        return self.force(time)[..., None]
-
-    def drive_features(self, time: np.ndarray, mode: str) -> np.ndarray:
-        """``"phase"``: cos and sin of Ω_k t + φ_k per term, shape (n_traj, n_times, 2 n_terms); ``"force"``:
-        F(t), shape (n_traj, n_times, 1); ``"none"``: no columns."""
-        t = np.asarray(time, dtype=np.float64)
-        if mode == "none":
-            return np.zeros((self.n_traj, t.size, 0))
-        if mode == "force":
-            return self.drive(t)
-        arg = self.drive_frequency[:, None, :] * t[None, :, None] + self.drive_phase[:, None, :]  # (n, m, K)
-        return np.stack([np.cos(arg), np.sin(arg)], axis=-1).reshape(self.n_traj, t.size, -1)
-
     def rhs(self, t: float, state: np.ndarray) -> np.ndarray:
         """ds/dt at time ``t`` for ``state`` of shape (n_traj, 2) (or (2,) with one trajectory)."""
         x, v = state[..., 0], state[..., 1]
-        arg = self.drive_frequency * t + self.drive_phase
-        force = np.sum(self.drive_amplitude * np.cos(arg), axis=-1)
-        if state.ndim == 1:
-            force = force[0]
-            eta, w0 = self.damping[0], self.natural_frequency[0]
-        else:
-            eta, w0 = self.damping, self.natural_frequency
+        force = self.force_at(t, state)
+        eta, w0 = self.per_trajectory(state, "damping", "natural_frequency")
         return np.stack([v, force - eta * v - w0**2 * x], axis=-1)
+
+    def jacobian(self, t: float, state: np.ndarray) -> np.ndarray:
+        """∂f/∂s = [[0, 1], [−ω0², −η]] (the same at every state), shape (n_traj, 2, 2)."""
+        state = np.atleast_2d(state)
+        out = np.zeros((state.shape[0], 2, 2))
+        out[:, 0, 1] = 1.0
+        out[:, 1, 0] = -self.natural_frequency**2
+        out[:, 1, 1] = -self.damping
+        return out
 
     def energy(self, states: np.ndarray) -> np.ndarray:
         """Mechanical energy per unit mass, ``v²/2 + ω0² x²/2``, for states of shape (n_traj, ..., 2)."""

@@ -207,6 +207,7 @@ class EnsembleParams:
         """The system from the drawn parameter values (every field but the initial state)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build() or sample()")
 
-    def initial_params(self, x0: np.ndarray) -> dict[str, np.ndarray]:
-        """What a trajectory file records of the initial states under ``/params`` (default: one per field)."""
+    def initial_params(self, x0: np.ndarray, system=None) -> dict[str, np.ndarray]:
+        """What a trajectory file records of the initial states under ``/params`` (default: one per field);
+        ``system`` is the sampled system, for records that need its parameters."""
         return {name: x0[:, i].copy() for i, name in enumerate(self.INITIAL_STATE)}

@@ -16,6 +16,7 @@ written in one module with its exact solution and its ensemble parameters, and r
 
         def __post_init__(self): ...             # validate, broadcast to (n_traj,), set n_traj
         def rhs(self, t, state): ...             # batched: (n_traj, n_state) -> (n_traj, n_state)
+        def jacobian(self, t, state): ...        # ∂rhs/∂state: (n_traj, n_state) -> (n_traj, n_state, n_state)
         def exact(self, initial_state, time): ...   # (n_traj, n_state), (n_steps,) -> (n_traj, n_steps, n_state)
 
 Everything else has a default here that a system overrides where it has more to say: its known inputs
@@ -137,9 +138,32 @@ class PhysicalSystem:
         """ds/dt at time ``t`` for ``state`` of shape (n_traj, n_state)."""
         raise NotImplementedError
 
+    def jacobian(self, t: float, state: np.ndarray) -> np.ndarray:
+        """∂f/∂s at time ``t`` for ``state`` (n_traj, n_state): ndarray (n_traj, n_state, n_state).
+
+        The variational equations dΦ/dt = J(t, s(t)) Φ, Φ(t0) = I, give the Jacobian of the flow map
+        (:func:`simulators.integrate.flow_jacobian`), against which a learned step's Jacobian is read.
+        """
+        raise NotImplementedError(f"the {self.system} system does not declare its Jacobian (jacobian(t, state))")
+
+    def check_start(self, initial_state: ArrayLike, time: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """For an :meth:`exact`: the time grid and the starts (n_traj, n_state), checked against this ensemble
+        (a start per parameter set, or any number of starts for a single set: broadcast with :meth:`broadcast`)."""
+        from ._validation import check_time_grid
+
+        t = check_time_grid(time)
+        s0 = np.asarray(initial_state, dtype=np.float64)
+        if s0.ndim != 2 or s0.shape[1] != self.n_state or self.n_traj not in (1, s0.shape[0]):
+            raise ValueError(f"initial_state must have shape ({self.n_traj}, {self.n_state}), got {s0.shape}")
+        return t, s0
+
     def exact(self, initial_state: ArrayLike, time: ArrayLike) -> np.ndarray:
         """The closed-form solution, ndarray of shape (n_traj, n_steps, n_state), where one exists."""
         raise ValueError(f"the {self.system} system has no closed form; use method = \"reference\"")
+
+    def reference_method(self) -> str:
+        """The SciPy method of the reference integrator for this ensemble (an implicit one where it is stiff)."""
+        return "DOP853"
 
     def auto_t_end(self, initial_state: np.ndarray) -> float:
         """A horizon chosen from the system and its starts (for ``t_end = "auto"``, where ``AUTO_T_END``)."""
@@ -165,6 +189,11 @@ class PhysicalSystem:
         The learning side scores each one's error along a rollout (e.g. the oscillator's energy).
         """
         return {}
+
+    def conserves_invariants(self) -> np.ndarray:
+        """Which trajectories keep every one of :meth:`invariants` constant (bool, (n_traj,)); the others only
+        bookkeep them (a damped oscillator's energy). A reference solution's certificate reports their drift."""
+        return np.zeros(self.n_traj, dtype=bool)
 
     def characteristic_period(self) -> np.ndarray | None:
         """One time per trajectory to express valid times in (a period), ndarray (n_traj,); None if none."""
