@@ -13,17 +13,22 @@ Systems are plug-ins (:mod:`simulators.system`): a system is one module declarin
 from .oscillator import LinearOscillator, OscillatorParams, steady_state_response  # isort: skip
 from .eigen import (EigenFlow, EigenParams, FlowEigenpairs, convergence_time, flow_eigenpairs, random_symmetric,
                     rayleigh_quotient)
+from .pendulum import Pendulum, PendulumParams  # isort: skip
+from .duffing import Duffing, DuffingParams  # isort: skip
+from .kepler import Kepler, KeplerParams  # isort: skip
+from .vanderpol import VanDerPol, VanDerPolParams  # isort: skip
+from .lotka_volterra import LotkaVolterra, LotkaVolterraParams  # isort: skip
 from .ensemble import EnsembleConfig, generate, simulate_to_file, system_from_params
-from .integrate import METHODS, euler_step, rk4_step, solve
+from .integrate import METHODS, euler_step, flow_jacobian, rk4_step, solve
 from .params import EnsembleParams, ParamSpec
 from .system import PhysicalSystem, get_system, register_system, system_names
 from .trajectory_file import (SCHEMA, SCHEMA_VERSION, Trajectories, TrajectoryFileError, read_trajectories,
                               write_trajectories)
 
 __all__ = [
-    "METHODS", "SCHEMA", "SCHEMA_VERSION", "EigenFlow", "EigenParams", "EnsembleConfig", "EnsembleParams",
-    "FlowEigenpairs", "LinearOscillator", "OscillatorParams", "ParamSpec", "PhysicalSystem", "Trajectories",
-    "TrajectoryFileError", "convergence_time", "euler_step", "flow_eigenpairs", "generate", "get_system",
+    "METHODS", "SCHEMA", "SCHEMA_VERSION", "Duffing", "DuffingParams", "EigenFlow", "EigenParams", "EnsembleConfig", "EnsembleParams",
+    "FlowEigenpairs", "Kepler", "KeplerParams", "LinearOscillator", "LotkaVolterra", "LotkaVolterraParams", "OscillatorParams", "ParamSpec", "Pendulum", "PendulumParams", "PhysicalSystem", "Trajectories", "VanDerPol", "VanDerPolParams",
+    "TrajectoryFileError", "convergence_time", "euler_step", "flow_eigenpairs", "flow_jacobian", "generate", "get_system",
     "random_symmetric", "rayleigh_quotient", "read_trajectories", "register_system", "rk4_step",
     "simulate_to_file", "solve", "steady_state_response", "system_from_params", "system_names",
     "write_trajectories",

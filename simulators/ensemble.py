@@ -152,6 +152,48 @@ class EnsembleConfig:
 
 ProgressCallback = Callable[[int], None]
 
+#: A reference solution is certified by solving it again with tolerances CERTIFY_LOOSER times looser: the two
+#: must agree to CERTIFY_BOUND relative to each trajectory's largest state component (or 1, if smaller). Where
+#: they part (a chaotic orbit over many Lyapunov times), the certificate gives the time up to which they agree.
+CERTIFY_LOOSER = 100.0
+CERTIFY_BOUND = 1e-8
+
+
+class _Certificate:
+    """The reference truth's certificate, accumulated batch by batch."""
+
+    def __init__(self, config: EnsembleConfig, time: np.ndarray) -> None:
+        self.config, self.time = config, time
+        self.max_difference = 0.0
+        self.certified_until = float(time[-1])
+        self.drift: dict[str, float] = {}
+
+    def add(self, system: PhysicalSystem, x0: np.ndarray, states: np.ndarray) -> None:
+        c = self.config
+        loose = solve(system, x0, self.time, method="reference", rtol=c.rtol * CERTIFY_LOOSER,
+                      atol=c.atol * CERTIFY_LOOSER)
+        scale = np.maximum(1.0, np.abs(states).max(axis=(1, 2)))[:, None]
+        diff = np.abs(states - loose).max(axis=-1) / scale  # (n, n_steps)
+        self.max_difference = max(self.max_difference, float(diff.max()))
+        bad = diff > CERTIFY_BOUND
+        if bad.any():
+            first = np.where(bad.any(axis=1), bad.argmax(axis=1), self.time.size - 1)
+            self.certified_until = min(self.certified_until, float(self.time[max(0, first.min() - 1)]))
+        keep = system.conserves_invariants()
+        if keep.any():
+            for name, f in system.invariants().items():
+                value = f(states[keep])
+                ref = np.maximum(np.abs(value[:, :1]), 1.0)
+                drift = float(np.max(np.abs(value - value[:, :1]) / ref))
+                self.drift[name] = max(self.drift.get(name, 0.0), drift)
+
+    def attrs(self) -> dict[str, Any]:
+        return {"certificate": {
+            "compared_rtol": self.config.rtol * CERTIFY_LOOSER, "compared_atol": self.config.atol * CERTIFY_LOOSER,
+            "max_difference": self.max_difference, "bound": CERTIFY_BOUND,
+            "certified": self.max_difference <= CERTIFY_BOUND, "certified_until": self.certified_until,
+            "invariant_drift": self.drift}}
+
 
 def _batch_size(time: np.ndarray, x0: np.ndarray, batch_size: int | None) -> int:
     if batch_size is not None:
@@ -171,30 +213,35 @@ def _batches(config: EnsembleConfig, batch_size: int | None, block: slice | None
     system = system.broadcast(config.n_traj)
     block = block or slice(0, config.n_traj)
 
+    certificate = _Certificate(config, time) if config.method == "reference" else None
+
     def solve_batches():
         cuts = [block.start, *range((block.start // batch_size + 1) * batch_size, block.stop, batch_size), block.stop]
         for start, stop in zip(cuts[:-1], cuts[1:]):
             index = slice(start, stop)
             part = system.take(index)
             states = solve(part, x0[index], time, method=config.method, rtol=config.rtol, atol=config.atol)
+            if certificate is not None:
+                certificate.add(part, x0[index], states)
             drive = part.drive(time) if system.is_driven else None
             yield index, states, drive
 
-    return system, x0, time, solve_batches()
+    return system, x0, time, solve_batches(), certificate
 
 
 def _provenance(config: EnsembleConfig, system, x0: np.ndarray) -> tuple[dict, dict]:
-    params = {**system.params(), **config.params.initial_params(x0)}
-    attrs: dict[str, Any] = {"seed": config.seed, "config": config.to_dict()}
+    params = {**system.params(), **config.params.initial_params(x0, system)}
+    truth = {"exact": "exact", "reference": "reference"}.get(config.method, "numerical")
+    attrs: dict[str, Any] = {"seed": config.seed, "config": config.to_dict(), "truth": truth}
     if config.method == "reference":
-        attrs.update(rtol=config.rtol, atol=config.atol, integrator="scipy DOP853")
+        attrs.update(rtol=config.rtol, atol=config.atol, integrator=f"scipy {system.reference_method()}")
     return params, attrs
 
 
 def generate(config: EnsembleConfig, *, progress: ProgressCallback | None = None,
              batch_size: int | None = None) -> Trajectories:
     """Sample and solve the ensemble in memory."""
-    system, x0, time, batches = _batches(config, batch_size)
+    system, x0, time, batches, certificate = _batches(config, batch_size)
     states = np.empty((config.n_traj, time.size, system.n_state))
     drive = np.empty((config.n_traj, time.size, len(system.drive_names()))) if system.is_driven else None
     for index, s, d in batches:
@@ -204,6 +251,8 @@ def generate(config: EnsembleConfig, *, progress: ProgressCallback | None = None
         if progress:
             progress(index.stop - index.start)
     params, attrs = _provenance(config, system, x0)
+    if certificate is not None:
+        attrs.update(certificate.attrs())
     return Trajectories(system=config.system, time=time, states=states, params=params,
                         state_names=tuple(system.state_names), state_units=tuple(system.state_units),
                         method=config.method, drive=drive,
@@ -214,7 +263,7 @@ def simulate_to_file(config: EnsembleConfig, path, *, progress: ProgressCallback
                      batch_size: int | None = None):
     """Sample, solve and write the ensemble batch by batch (bounded memory); the file appears only when complete."""
     check_output_path(path)
-    system, x0, time, batches = _batches(config, batch_size)
+    system, x0, time, batches, certificate = _batches(config, batch_size)
     params, attrs = _provenance(config, system, x0)
     with TrajectoryWriter(path, system=config.system, time=time, n_traj=config.n_traj,
                           state_names=tuple(system.state_names), state_units=tuple(system.state_units),
@@ -225,6 +274,8 @@ def simulate_to_file(config: EnsembleConfig, path, *, progress: ProgressCallback
             writer.write(index, states, drive)
             if progress:
                 progress(index.stop - index.start)
+        if certificate is not None:
+            writer.set_attrs(**certificate.attrs())
     return writer.path
 
 
@@ -271,7 +322,7 @@ def simulate_shard(config: EnsembleConfig, path, block: slice, *, batch_size: in
                     and json.loads(f.attrs.get("shard", "null")) == shard):
                 return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    system, x0, time, batches = _batches(config, batch_size, block)
+    system, x0, time, batches, certificate = _batches(config, batch_size, block)
     params, attrs = _provenance(config, system, x0)
     with TrajectoryWriter(path, system=config.system, time=time, n_traj=block.stop - block.start,
                           state_names=tuple(system.state_names), state_units=tuple(system.state_units),
@@ -281,6 +332,8 @@ def simulate_shard(config: EnsembleConfig, path, block: slice, *, batch_size: in
         for index, states, drive in batches:
             local = slice(index.start - block.start, index.stop - block.start)
             writer.write(local, states, drive)
+        if certificate is not None:
+            writer.set_attrs(**certificate.attrs())
     return writer.path
 
 

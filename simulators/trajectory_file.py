@@ -249,6 +249,11 @@ class TrajectoryWriter:
             ds.dims[0].label = "trajectory"
             ds.dims[0].attach_scale(self._traj_scale)
 
+    def set_attrs(self, **attrs: Any) -> None:
+        """File attributes known only once the series are written (a reference solution's certificate)."""
+        for k, v in attrs.items():
+            self._file.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
+
     def write(self, index: slice, states: np.ndarray, drive: np.ndarray | None = None) -> None:
         """Write the trajectories ``index`` (a slice of the ensemble)."""
         self.states[index] = states

@@ -85,7 +85,7 @@ BAD = [
     (FLAGS + ["--t-end", "2.05"], r"t_end = 2\.05 is not a whole number of steps"),
     (FLAGS + ["--n-traj", "0"], r"n_traj must be >= 1, got 0"),
     (FLAGS + ["--param", "x0=values:0.1,0.2"], r"x0\.values has 2 entries but n_traj = 5"),
-    (["simulate", "--system", "pendulum"], r"invalid choice: 'pendulum'"),
+    (["simulate", "--system", "pendulm"], r"invalid choice: 'pendulm'"),
     (["simulate", "--n-traj", "many"], r"argument --n-traj: invalid int value: 'many'"),
     (["simulate", "--dt", "0.1"], r"has no 'system'"),
     (FLAGS, r"no output file; give --output PATH"),

@@ -85,7 +85,7 @@ def test_scaler_round_trip_and_constant_features():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(system="pendulum"), r"unknown system 'pendulum'"),
+    (dict(system="pendulm"), r"unknown system 'pendulm'"),
     (dict(system="oscillator", observation="velocity"), r"unknown observation 'velocity'"),
     (dict(system="eigen", observation="position"),
      r"unknown observation 'position' for the eigen system; choose one of full"),

@@ -147,7 +147,7 @@ def test_a_system_defined_here_runs_a_study_end_to_end(rotation, tmp_path):
 def test_an_unregistered_system_is_named_in_the_error(tmp_path):
     path = tmp_path / "rotation.toml"
     path.write_text(ROTATION_STUDY)
-    with pytest.raises(ValueError, match=r"unknown system 'rotation'; choose one of oscillator, eigen"):
+    with pytest.raises(ValueError, match=r"unknown system 'rotation'; choose one of oscillator, eigen, pendulum"):
         pr.load_study(path)
 
 

@@ -127,7 +127,7 @@ def test_auto_horizon_from_spectral_gap():
     [
         ({**BASE, "colour": "red"}, ValueError, r"unknown key in the ensemble config: colour; allowed: system"),
         ({k: v for k, v in BASE.items() if k != "system"}, ValueError, r"has no 'system'"),
-        ({**BASE, "system": "pendulum"}, ValueError, r"unknown system 'pendulum'; choose one of oscillator, eigen"),
+        ({**BASE, "system": "pendulm"}, ValueError, r"unknown system 'pendulm'; choose one of oscillator, eigen, pendulum"),
         ({**BASE, "dt": 0.0}, ValueError, r"dt = 0\.0 must be > 0"),
         ({**BASE, "dt": -0.1}, ValueError, r"dt = -0\.1 must be > 0"),
         ({**BASE, "dt": float("nan")}, ValueError, r"dt = nan is not finite"),
