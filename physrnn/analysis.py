@@ -133,6 +133,95 @@ def eigen(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: floa
             "eigenvector_angle": err.eigenvector_angle, "norm_drift": err.norm_drift}
 
 
+def _crossings(y: np.ndarray, t: np.ndarray, level: float) -> np.ndarray:
+    """Times at which ``y`` crosses ``level`` upwards, linearly interpolated."""
+    i = np.flatnonzero((y[:-1] < level) & (y[1:] >= level))
+    return t[i] + (level - y[i]) * (t[i + 1] - t[i]) / (y[i + 1] - y[i])
+
+
+def measured_period(y: np.ndarray, t: np.ndarray) -> float:
+    """The mean period of one signal: the spacing of its upward crossings of the mid-level (max + min)/2, or,
+    for a coordinate that runs away (a rotating pendulum's θ), the time it takes to advance by 2π. NaN
+    with fewer than two crossings or a non-finite signal."""
+    if not np.isfinite(y).all():
+        return float("nan")
+    turns = (y[-1] - y[0]) / (2 * np.pi)
+    if abs(turns) >= 2 and np.all(np.diff(y) * np.sign(turns) > 0):
+        z = (y - y[0]) * np.sign(turns)
+        levels = 2 * np.pi * np.arange(1, int(abs(turns)) + 1)
+        times = np.interp(levels, z, t)
+        return float((times[-1] - times[0]) / (len(levels) - 1)) if len(levels) > 1 else float("nan")
+    up = _crossings(y, t, 0.5 * (y.max() + y.min()))
+    return float(np.mean(np.diff(up))) if len(up) >= 2 else float("nan")
+
+
+def period(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
+    """Period (and amplitude) of each rollout's first component against the exact T(E) of its first state: the
+    backbone curve of the pendulum and the Duffing oscillator."""
+    measured = np.array([measured_period(y, time) for y in states[..., 0]])
+    with np.errstate(invalid="ignore"):
+        exact = system.period(states[:, 0]) if np.isfinite(states[:, 0]).all() else np.full(len(states), np.nan)
+        amplitude = 0.5 * (states[..., 0].max(axis=1) - states[..., 0].min(axis=1))
+        return {"period": measured, "period_exact": exact, "amplitude": amplitude,
+                "energy": system.invariants()["energy"](states[:, :1])[:, 0],
+                "period_rel_error": np.abs(measured / exact - 1)}
+
+
+def kepler(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
+    """Orbital period (the time the polar angle takes per turn) against 2π√(a³/μ) of the first state,
+    periapsis precession per orbit (the turn of the Laplace–Runge–Lenz vector), and the largest relative drift
+    of the energy and the angular momentum."""
+    from simulators.kepler import elements
+
+    angle = np.unwrap(np.arctan2(states[..., 1], states[..., 0]), axis=1)
+    measured = np.array([measured_period(a, time) for a in angle])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        exact = elements(states[:, 0], system.gravitational_parameter)["period"]
+        lrl = system.lrl(states)
+        turn = np.angle(np.exp(1j * (np.arctan2(lrl[:, -1, 1], lrl[:, -1, 0]) - np.arctan2(lrl[:, 0, 1], lrl[:, 0, 0]))))
+        orbits = (time[-1] - time[0]) / exact
+        out = {"period": measured, "period_exact": exact, "period_rel_error": np.abs(measured / exact - 1),
+               "precession_per_orbit": np.abs(turn) / orbits}
+        for name in ("energy", "angular_momentum"):
+            out[f"{name}_drift"] = _drift(system.invariants()[name](states))
+    return out
+
+
+def _drift(values: np.ndarray) -> np.ndarray:
+    """The largest relative change of a quantity along each trajectory (n_traj, n_steps) -> (n_traj,)."""
+    return np.max(np.abs(values - values[:, :1]), axis=1) / np.abs(values[:, 0])
+
+
+def peak_height(y: np.ndarray) -> float:
+    """The mean height of the local maxima of a sampled signal, each refined by the parabola through it and its
+    neighbours (an O(Δt³) error instead of the O(Δt²) of the largest sample). NaN without a maximum."""
+    i = np.flatnonzero((y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:])) + 1
+    if not np.isfinite(y).all() or i.size == 0:
+        return float("nan")
+    a, b, c = y[i - 1], y[i], y[i + 1]
+    curve = a - 2 * b + c
+    return float(np.mean(b - 0.125 * (c - a) ** 2 / np.where(curve != 0, curve, -1.0)))
+
+
+def limit_cycle(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
+    """Amplitude (the mean refined maximum of x) and period of the last ``steady_fraction`` of each rollout,
+    against the limit cycle of each trajectory's μ from the reference integrator."""
+    start = int(np.searchsorted(time, time[-1] - steady_fraction * (time[-1] - time[0])))
+    x = states[:, start:, 0]
+    ref_amp, ref_period = system.limit_cycle()
+    amp = np.array([peak_height(y) for y in x])
+    per = np.array([measured_period(y, time[start:]) for y in x])
+    with np.errstate(invalid="ignore"):
+        return {"amplitude": amp, "period": per, "amplitude_exact": ref_amp, "period_exact": ref_period,
+                "amplitude_rel_error": np.abs(amp / ref_amp - 1), "period_rel_error": np.abs(per / ref_period - 1)}
+
+
+def invariant_drift(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
+    """The largest relative drift of each conserved quantity along each rollout (Lotka–Volterra's V)."""
+    with np.errstate(invalid="ignore"):
+        return {f"{name}_drift": _drift(f(states)) for name, f in system.invariants().items()}
+
+
 def rayleigh_error_trace(states: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """|xᵀAx/xᵀx − λmax| / |λmax| at every step, shape (n_traj, n_steps): the eigenvalue-convergence curve."""
     a = np.broadcast_to(np.asarray(matrix, float), (states.shape[0],) + states.shape[-1:] * 2)
@@ -197,6 +286,35 @@ register_analysis(Analysis(
          "matrix from numpy.linalg.eigh (relative error; for a flow of −A this is λmin(A) = −λmax(−A)), the "
          "angle to the eigenvector and the largest relative drift of ‖x‖ (conserved exactly by the flow); "
          "median over the test starts, and the worst start."))
+
+
+register_analysis(Analysis(
+    "period", period, {"period_rel_error": "period rel. error"}, worst=("period_rel_error",),
+    worst_labels={"period_rel_error_max": "period rel. error (worst start)"},
+    note="Free motion: the period of the closed-loop rollout (spacing of its mid-level crossings, or the time per "
+         "turn of a rotating pendulum) against the exact T(E) of its first state (4K(k²)/ω0 for the pendulum, "
+         "the elliptic period for the Duffing oscillator): the backbone curve; median and worst over the test "
+         "starts."))
+register_analysis(Analysis(
+    "kepler", kepler, {"period_rel_error": "period rel. error", "precession_per_orbit": "precession / orbit [rad]",
+                       "energy_drift": "energy drift", "angular_momentum_drift": "ang. momentum drift"},
+    worst=("energy_drift",), worst_labels={"energy_drift_max": "energy drift (worst orbit)"},
+    note="Kepler orbits: the period (time per turn of the polar angle) against 2π√(a³/μ), the spurious turn of the "
+         "Laplace–Runge–Lenz vector per orbit (exactly zero), and the largest relative drift of the energy and "
+         "the angular momentum along the rollout; median over the test orbits."))
+register_analysis(Analysis(
+    "limit_cycle", limit_cycle, {"amplitude_rel_error": "amplitude rel. error",
+                                 "period_rel_error": "period rel. error"},
+    worst=("amplitude_rel_error",), worst_labels={"amplitude_rel_error_max": "amplitude rel. error (worst start)"},
+    note="Van der Pol: amplitude (mean of the maxima of x, each refined by a parabola) and period (mean spacing of "
+         "upward mid-level crossings) on the last {steady:.0%} of the rollout, against the limit cycle of each "
+         "μ from the reference integrator (its maxima located as events); median and worst over the test "
+         "starts."))
+register_analysis(Analysis(
+    "invariant_drift", invariant_drift, {"V_drift": "drift of V"},
+    worst=("V_drift",), worst_labels={"V_drift_max": "drift of V (worst start)"},
+    note="Lotka–Volterra: the largest relative drift of V = δx − γ ln x + βy − α ln y along the rollout "
+         "(conserved exactly; the reference's own drift is its floor)."))
 
 
 def analyse(kind: str | None, states: np.ndarray, time: np.ndarray, system, *,

@@ -286,6 +286,43 @@ def _eigen(result, colours):
     return fig
 
 
+def _backbone(result, colours):
+    """Period against energy: each model's measured period from every test start against the exact T(E)."""
+    runs = _first_runs(result)
+    fig, axes = new_figure(1, 2, figsize=(10, 4))
+    first = runs[0].scores.physics
+    energy, exact = np.asarray(first["energy"], float), np.asarray(first["period_exact"], float)
+    order = np.argsort(energy)
+    axes[0].plot(energy[order], exact[order], color="black", lw=2, marker=".", label="exact T(E)")
+    for r in runs:
+        t = r.scores.physics
+        axes[0].plot(t["energy"], t["period"], "o", ms=3, color=colours[r.label], label=r.label)
+        err = np.asarray(t["period_rel_error"], float)
+        axes[1].semilogy(t["energy"], np.maximum(err, 1e-17), "o", ms=3, color=colours[r.label], label=r.label)
+    axes[0].set(xlabel="energy E of the start", ylabel="period [T]", title="Backbone: period against energy")
+    axes[1].set(xlabel="energy E of the start", ylabel="|period / T(E) − 1|", title="Relative period error (log)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _physics_per_start(result, colours):
+    """Each headline figure of the study's physics analysis, start by start, for every model (log scale)."""
+    from .analysis import ANALYSES
+
+    analysis = ANALYSES[_physics_kind(result)]
+    runs = _first_runs(result)
+    keys = list(analysis.headlines)
+    fig, axes = new_figure(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for r in runs:
+            v = np.abs(np.asarray(r.scores.physics[key], float))
+            ax.semilogy(np.arange(v.size), np.maximum(v, 1e-17), "o", ms=3, color=colours[r.label], label=r.label)
+        ax.set(xlabel="test start", ylabel=analysis.headlines[key], title=analysis.headlines[key])
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
 register_figure(Figure("rollout", lambda r: "trace" in r.figures, _rollout))
 register_figure(Figure("error", lambda r: "trace" in r.figures, _error))
 register_figure(Figure("phase", lambda r: "trace" in r.figures and len(r.figures["trace"]["components"]) >= 2,
@@ -293,4 +330,7 @@ register_figure(Figure("phase", lambda r: "trace" in r.figures and len(r.figures
 register_figure(Figure("training", lambda r: any("loss" in run.history for run in r.runs), _training))
 register_figure(Figure("resonance", lambda r: _physics_kind(r) == "resonance", _resonance))
 register_figure(Figure("decay", lambda r: _physics_kind(r) == "decay", _decay))
+register_figure(Figure("backbone", lambda r: _physics_kind(r) == "period", _backbone))
+register_figure(Figure("physics", lambda r: _physics_kind(r) in ("kepler", "limit_cycle", "invariant_drift"),
+                       _physics_per_start))
 register_figure(Figure("eigenvalue", lambda r: "eigenvalue" in r.figures, _eigen, collect=_eigen_collect))

@@ -19,10 +19,15 @@ from physrnn.study import study_from_dict
 
 STUDIES = sorted(Path(__file__).resolve().parents[2].joinpath("studies").glob("*.toml"))
 PHYSICS = {"course": "decay", "partial": "resonance", "damped": "decay", "driven": "resonance", "demo": "resonance",
-           "generalisation": "resonance", "eigen": "eigen", "eigen-min": "eigen"}
-FIGURES = {"decay": "decay", "resonance": "resonance", "eigen": "eigenvalue"}
+           "generalisation": "resonance", "eigen": "eigen", "eigen-min": "eigen", "pendulum": "period",
+           "duffing": "period", "kepler": "kepler", "vanderpol": "limit_cycle", "lotka-volterra": "invariant_drift"}
+FIGURES = {"decay": "decay", "resonance": "resonance", "eigen": "eigenvalue", "period": "backbone",
+           "kepler": "physics", "limit_cycle": "physics", "invariant_drift": "physics"}
 #: Learned models that may diverge in a shrunk study (the full study's report shows the same).
-DIVERGES = {"eigen": ("esn",), "eigen-min": ("esn",)}
+DIVERGES = {"eigen": ("esn",), "eigen-min": ("esn",), "pendulum": ("esn",), "kepler": ("esn",)}
+#: Explicit Euler gains energy every step of an undamped oscillation; with a cubic restoring force (Duffing) or
+#: 1/r² (Kepler) the gain runs away within the test horizon.
+EULER_DIVERGES = ("duffing", "kepler")
 
 
 def shrink(raw: dict) -> dict:
@@ -73,7 +78,13 @@ def test_small_version_of_each_study(path, tmp_path):
     assert summary["euler"]["n_seeds"] == 1 and all(summary[m.label]["n_seeds"] == 2 for m in study.models)
     rk4, euler, persistence = summary["rk4"], summary["euler"], summary["persistence"]
     # RK4 at the study's Δt (≤ 0.1) has a local error O(Δt⁵) ≲ 1e-5 per step: orders below Euler and persistence.
-    assert rk4["rmse_mean"][0] < 1e-3 * euler["rmse_mean"][0] and euler["rmse_mean"][0] < persistence["rmse_mean"][0]
+    linear = study.train.system in ("oscillator", "eigen")
+    if path.stem in EULER_DIVERGES and euler["diverged"]:
+        assert np.isnan(euler["rmse_mean"][0])  # counted as diverged, never scored as a small number
+    else:
+        assert rk4["rmse_mean"][0] < 1e-3 * euler["rmse_mean"][0]
+    if linear:  # (on the conservative nonlinear systems Euler's energy gain can leave it behind persistence)
+        assert euler["rmse_mean"][0] < persistence["rmse_mean"][0]
     if study.train.system == "oscillator" and not study.features.parameters:
         # One linear system for the whole study: the least-squares map (on two positions if position-only) is exact.
         assert summary["linear"]["rmse_mean"][0] < 1e-9
@@ -86,11 +97,16 @@ def test_small_version_of_each_study(path, tmp_path):
     # Every learned model learned something: closer to the truth than no change at all (measured at these sizes:
     # 0.22 to 0.66 of persistence's RMSE, the GRU in eigen-min closest at 0.95). Only the ESN of the eigen
     # studies may diverge, as it does from some starts in the full studies too.
+    # On the nonlinear systems 8 epochs of 8 units is too little to promise that over horizons of 10-20 periods
+    # (the full studies judge them); there a learned model must stay finite.
     for model in study.models:
         if summary[model.label]["diverged"]:
             assert model.label in DIVERGES.get(path.stem, ()), f"{model.label} diverged"
             continue
-        assert summary[model.label]["rmse_mean"][0] < summary["persistence"]["rmse_mean"][0], model.label
+        if linear:
+            assert summary[model.label]["rmse_mean"][0] < summary["persistence"]["rmse_mean"][0], model.label
+        else:
+            assert np.isfinite(summary[model.label]["rmse_mean"]).all(), model.label
     kind = PHYSICS[path.stem]
     assert summary["rk4"].get("physics_kind") == kind
     assert (out / "figures" / f"{FIGURES[kind]}.png").is_file()
@@ -103,8 +119,23 @@ def test_small_version_of_each_study(path, tmp_path):
         # RK4 tracks the exact solution to ~1e-7 here, so it reads the steady state as the exact solution does:
         # the two amplitude errors agree to 2.8e-7 at worst (partial), 1.5e-8 at best (driven).
         assert abs(figures["amplitude_rel_error"][0] - result.physics_exact["amplitude_rel_error"]) < 2e-6
-    else:  # decay: ζ read from RK4's maxima is as good as from the closed form's (measured 4e-8 to 7e-8)
+    elif kind == "decay":  # ζ read from RK4's maxima is as good as from the closed form's (measured 4e-8 to 7e-8)
         assert figures["damping_ratio_error"][0] < 1e-6
+    elif kind == "period":
+        # RK4 at Δt = 0.1 (pendulum) or 0.05 (Duffing) shifts the phase by O(Δt⁴) per period: its measured period
+        # is within 4.1e-6 (pendulum) and 1.8e-6 (Duffing) of T(E); the estimator's own floor on the closed form
+        # is 2.7e-7 and 3.4e-8.
+        assert figures["period_rel_error"][0] < 1e-4 and result.physics_exact["period_rel_error"] < 1e-5
+    elif kind == "kepler":
+        # The closed form conserves energy to rounding (measured 2.9e-15) and does not precess (2.2e-17 rad per
+        # orbit); RK4 at Δt = 0.05 over 20 orbits drifts by 3.7e-5 in energy.
+        assert result.physics_exact["energy_drift"] < 1e-12 and result.physics_exact["precession_per_orbit"] < 1e-12
+        assert figures["energy_drift"][0] < 1e-3
+    elif kind == "invariant_drift":
+        # The reference truth (DOP853, rtol 1e-12) keeps V to 3.4e-13; RK4 at Δt = 0.05 drifts by 4e-8.
+        assert result.physics_exact["V_drift"] < 1e-10 and figures["V_drift"][0] < 1e-6
+    else:  # limit_cycle: RK4 and the reference read the same cycle, both within the estimator's 1.6e-6 of it
+        assert result.physics_exact["amplitude_rel_error"] < 1e-4 and figures["amplitude_rel_error"][0] < 1e-4
     if study.group_by:
         assert result.groups, "a grouped study lists its groups"
         assert set(summary["gru"]["groups"]) == set(result.groups)
