@@ -102,6 +102,11 @@ def decay(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: floa
                 "damped_frequency_rel_error": np.where(under, np.abs(fit.damped_frequency / wd - 1), np.nan)}
 
 
+def steady_start(time: np.ndarray, steady_fraction: float) -> int:
+    """The first step of the last ``steady_fraction`` of ``time`` (where a steady state or a cycle is read)."""
+    return int(np.searchsorted(time, time[-1] - steady_fraction * (time[-1] - time[0])))
+
+
 def resonance(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
     """Steady-state amplitude and lag on the last ``steady_fraction`` of ``time``, against the analytic curve.
 
@@ -113,7 +118,7 @@ def resonance(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: 
         raise ValueError("the resonance analysis is for single-frequency drives; this ensemble has "
                          f"{amp.shape[1]} drive terms")
     om, phase = system.drive_frequency[:, 0], system.drive_phase[:, 0]
-    start = int(np.searchsorted(time, time[-1] - steady_fraction * (time[-1] - time[0])))
+    start = steady_start(time, steady_fraction)
     fit = steady_state(x[:, start:], time[start:], om, phase=phase)
     gain, lag = steady_state_response(system.damping, system.natural_frequency, om)
     expected = np.abs(amp[:, 0]) * gain
@@ -206,7 +211,7 @@ def peak_height(y: np.ndarray) -> float:
 def limit_cycle(states: np.ndarray, time: np.ndarray, system, *, steady_fraction: float) -> dict[str, np.ndarray]:
     """Amplitude (the mean refined maximum of x) and period of the last ``steady_fraction`` of each rollout,
     against the limit cycle of each trajectory's μ from the reference integrator."""
-    start = int(np.searchsorted(time, time[-1] - steady_fraction * (time[-1] - time[0])))
+    start = steady_start(time, steady_fraction)
     x = states[:, start:, 0]
     ref_amp, ref_period = system.limit_cycle()
     amp = np.array([peak_height(y) for y in x])
