@@ -46,6 +46,8 @@ class System(Protocol):
 
     def broadcast(self, n_traj: int) -> "System": ...
 
+    def reference_method(self) -> str: ...
+
 
 def solve(
     system: System,
@@ -153,8 +155,7 @@ def _reference(system: System, s0: np.ndarray, t: np.ndarray, rtol: float, atol:
     def f(tt: float, y: np.ndarray) -> np.ndarray:
         return system.rhs(tt, y.reshape(n_traj, n_state)).ravel()
 
-    method = system.reference_method() if hasattr(system, "reference_method") else "DOP853"
-    sol = solve_ivp(f, (t[0], t[-1]), s0.ravel(), method=method, t_eval=t, rtol=rtol / shrink, atol=atol / shrink)
+    sol = solve_ivp(f, (t[0], t[-1]), s0.ravel(), method=system.reference_method(), t_eval=t, rtol=rtol / shrink, atol=atol / shrink)
     if not sol.success:
         raise RuntimeError(f"reference integration failed: {sol.message}")
     return sol.y.reshape(n_traj, n_state, t.size).transpose(0, 2, 1).copy()
