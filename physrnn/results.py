@@ -116,6 +116,7 @@ class StudyResult:
     targets: tuple[TargetCheck, ...] = ()
     groups: Mapping[str, list[int]] = field(default_factory=dict)
     figures: Mapping[str, Any] = field(default_factory=dict)
+    truth: Mapping[str, Any] = field(default_factory=dict)  # per data part: exact/reference, certificate, λ1
     train_file: str = ""
     test_file: str = ""
     software: Mapping[str, str] = field(default_factory=dict)
@@ -150,7 +151,8 @@ class StudyResult:
                 "seconds": self.seconds, "rows": rows, "summary": self.summary,
                 "groups": {k: list(v) for k, v in self.groups.items()},
                 "physics_exact": rows[0].get("physics_exact") if rows else None,
-                "targets": [t.to_dict() for t in self.targets], "figures": dict(self.figures), "log": list(self.log)}
+                "targets": [t.to_dict() for t in self.targets], "figures": dict(self.figures),
+                "truth": dict(self.truth), "log": list(self.log)}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The result as JSON; written atomically to ``path`` when one is given."""
@@ -168,7 +170,8 @@ class StudyResult:
         return cls(name=d["study"], description=d["description"], config=d["config"],
                    runs=tuple(RunResult.from_dict(r) for r in d["rows"]),
                    targets=tuple(TargetCheck(**t) for t in d.get("targets", [])), groups=d.get("groups", {}),
-                   figures=d.get("figures", {}), train_file=d.get("train_file", ""), test_file=d.get("test_file", ""),
+                   figures=d.get("figures", {}), truth=d.get("truth", {}), train_file=d.get("train_file", ""),
+                   test_file=d.get("test_file", ""),
                    software=d.get("software", {}), seconds=float(d.get("seconds", 0.0)), log=tuple(d.get("log", ())))
 
     @classmethod

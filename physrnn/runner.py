@@ -22,11 +22,12 @@ from .analysis import groups_of
 from .data import FeatureSpec, build_step_data, split_by_trajectory
 from .evaluation import evaluate, read_rollout, write_rollout
 from .figures import FigureInputs, collect_figures
+from .metrics import attractor_exponent
 from .models import load_model, model_class, model_config
 from .results import RunResult, StudyResult, TargetCheck
 from .study import DataFile, ModelEntry, StudyConfig, load_study, stage_key, study_from_dict, target_metrics
 
-__all__ = ["check_targets", "data_key", "model_key", "prepare_data", "rollout_key", "run_study"]
+__all__ = ["check_targets", "data_key", "truth_facts", "model_key", "prepare_data", "rollout_key", "run_study"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
@@ -155,10 +156,29 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                                   fit_seconds=model.fit_seconds_, history=model.history_, model_file=str(model_path),
                                   rollout_file=str(roll_path)))
     figures = collect_figures(FigureInputs(first_rollouts, test, tuple(test_tr.state_units)))
+    truth = {"train": truth_facts(train_tr), "test": truth_facts(test_tr)}
+    if first_rollouts and any("valid_lyapunov_times" in r.scores.per_trajectory for r in runs):
+        c = next(iter(first_rollouts.values())).context  # the closed-loop start every metric was read from
+        estimate = attractor_exponent(test.system, test.observed[:, c], test.time[c])
+        truth["test"]["lyapunov_exponent"] = estimate.exponent.tolist()
+        truth["test"]["lyapunov_stderr"] = estimate.stderr.tolist()
     return StudyResult(name=study.name, description=study.description, config=study.to_dict(), runs=tuple(runs),
                        targets=check_targets(study, runs), groups={k: v.tolist() for k, v in groups.items()},
-                       figures=figures, train_file=str(files["train"][1]), test_file=str(files["test"][1]),
+                       figures=figures, truth=truth, train_file=str(files["train"][1]),
+                       test_file=str(files["test"][1]),
                        software=software_versions(), seconds=time.perf_counter() - started, log=tuple(lines))
+
+
+def truth_facts(trajectories) -> dict[str, Any]:
+    """How a data file's states were computed: ``truth`` (exact, reference or numerical), and for a reference
+    its integrator, tolerances and certificate (see :mod:`simulators.ensemble`)."""
+    attrs = trajectories.attrs
+    out = {"truth": attrs.get("truth", "exact" if trajectories.method == "exact" else trajectories.method),
+           "method": trajectories.method}
+    for key in ("integrator", "rtol", "atol", "certificate"):
+        if key in attrs:
+            out[key] = attrs[key]
+    return out
 
 
 def check_targets(study: StudyConfig, runs: list[RunResult]) -> tuple[TargetCheck, ...]:

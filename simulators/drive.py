@@ -86,6 +86,10 @@ class DrivenSystem(PhysicalSystem):
         """Which trajectories have a non-zero drive, bool ndarray of shape (n_traj,)."""
         return (self.drive_amplitude != 0).any(axis=1)
 
+    def may_be_chaotic(self) -> bool:
+        """A driven nonlinear system may be chaotic (a linear one, such as the oscillator, says False)."""
+        return self.is_driven
+
     # ------------------------------------------------------------------ the force
     def force(self, time: ArrayLike) -> np.ndarray:
         """F(t) per trajectory: ndarray of shape (n_traj, n_times) for ``time`` of shape (n_times,)."""

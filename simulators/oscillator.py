@@ -152,6 +152,10 @@ class LinearOscillator(DrivenSystem):
             free = np.where(zeta < 1, w0 * np.sqrt(np.clip(1 - zeta**2, 0, None)), w0)
         return 2 * np.pi / np.where(self.driven_trajectories, self.drive_frequency[:, 0], free)
 
+    def may_be_chaotic(self) -> bool:
+        """Never: the oscillator is linear (its Lyapunov exponents are the real parts −η/2 ± Re√(η²/4 − ω0²))."""
+        return False
+
     def physics_analysis(self, observed: tuple[str, ...]) -> str | None:
         """``resonance`` for driven motion, ``decay`` for free motion; None unless x is observed."""
         if "x" not in observed:

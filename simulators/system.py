@@ -199,6 +199,11 @@ class PhysicalSystem:
         """One time per trajectory to express valid times in (a period), ndarray (n_traj,); None if none."""
         return None
 
+    def may_be_chaotic(self) -> bool:
+        """Whether some trajectory may be chaotic, so valid times are also read in Lyapunov times. An autonomous
+        flow in the plane cannot be (Poincaré–Bendixson), nor can a linear one; a driven nonlinear one can."""
+        return False
+
     def physics_analysis(self, observed: tuple[str, ...]) -> str | None:
         """The name of the physical analysis of a rollout that applies (see ``physrnn.analysis``), if any."""
         return None

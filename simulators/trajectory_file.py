@@ -393,7 +393,7 @@ def read_trajectories(path: str | os.PathLike) -> Trajectories:
             if key in ("schema", "schema_version", "system", "method", "n_traj", "n_steps", "dt"):
                 continue
             value = _attr(f, key)
-            if key in ("config", "software"):
+            if key in ("config", "software", "certificate"):  # the attributes written as JSON
                 value = json.loads(value)
             attrs[key] = value
         return Trajectories(

@@ -106,3 +106,31 @@ def test_norm_drift_is_the_largest_relative_change_either_way():
 def test_mismatched_shapes_are_rejected():
     with pytest.raises(ValueError, match=r"prediction of shape \(1, 3, 2\) and truth of shape \(1, 4, 2\) differ"):
         rmse(np.zeros((1, 3, 2)), np.zeros((1, 4, 2)))
+
+
+def test_valid_lyapunov_times_is_valid_time_times_each_orbits_exponent(monkeypatch):
+    from physrnn import metrics
+    from simulators import Duffing, Pendulum
+
+    monkeypatch.setattr(metrics, "LYAPUNOV_PERIODS", 40)  # a short average: this test checks the bookkeeping
+    metric = metrics.METRICS["valid_lyapunov_times"]
+    chaotic = Duffing(damping=0.3, linear_stiffness=-1.0, cubic_stiffness=1.0, drive_amplitude=0.5,
+                      drive_frequency=1.2)
+    # Only where chaos is possible (driven and nonlinear) and the full state is seen.
+    assert metric.applies(chaotic, ("x", "v")) and not metric.applies(chaotic, ("x",))
+    assert not metric.applies(Duffing(), ("x", "v"))  # free motion in the plane cannot be chaotic
+    assert not metric.applies(LinearOscillator(drive_amplitude=0.5, drive_frequency=1.2), ("x", "v"))
+    # Two orbits: the chaotic attractor, and a damped, weakly driven pendulum settling on a stable cycle (λ1 < 0).
+    t = np.arange(0, 40.0001, 0.1)
+    systems = [chaotic, Pendulum(damping=0.5, drive_amplitude=0.1, drive_frequency=1.2)]
+    for system, s0 in zip(systems, ([[0.1, 0.0]], [[0.2, 0.0]])):
+        true = solve(system, s0, t, method="reference")
+        pred = true.copy()
+        pred[:, 100:] += 10.0  # wrong from t = 10 on
+        value = metric.compute(pred, true, t, system=system, valid_fraction=0.1)
+        exponent = metrics.attractor_exponent(system, true[:, 0], t[0]).exponent
+        if system is chaotic:
+            assert exponent[0] > 0
+            np.testing.assert_allclose(value, 10.0 * exponent)
+        else:
+            assert exponent[0] < 0 and np.isnan(value).all()  # no chaos: no Lyapunov time to count in

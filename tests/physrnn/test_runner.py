@@ -93,3 +93,30 @@ def test_the_shipped_studies_are_valid():
     for path in sorted(Path(__file__).resolve().parents[2].joinpath("studies").glob("*.toml")):
         study = load_study(path)
         assert study_from_dict(study.to_dict()).to_dict() == study.to_dict()
+
+
+def test_the_report_says_how_the_truth_was_computed_and_how_far_a_reference_is_certified():
+    from physrnn.report import _missed_by, _truth_facts
+    from physrnn.runner import truth_facts
+    from simulators import EnsembleConfig, generate
+
+    def ensemble(**kw):
+        return generate(EnsembleConfig.from_dict({"system": "duffing", "n_traj": 2, "dt": 0.1, "seed": 3, **kw}))
+
+    exact = truth_facts(ensemble(t_end=5.0, params={"x0": 0.5}))
+    chaotic = truth_facts(ensemble(t_end=100.0, method="reference", params={
+        "damping": 0.3, "linear_stiffness": -1.0, "drive_amplitude": 0.5, "drive_frequency": 1.2,
+        "x0": {"uniform": [-1.5, 1.5]}, "v0": {"uniform": [-1.0, 1.0]}}))
+    assert exact["truth"] == "exact" and "certificate" not in exact
+    assert chaotic["truth"] == "reference" and chaotic["rtol"] == 1e-12
+    facts = dict(_truth_facts({"train": exact, "test": chaotic}))
+    assert facts["Truth (train)"] == "exact (closed form)"
+    assert "reference (scipy DOP853, rtol 1e-12); against a solve 100× looser" in facts["Truth (test)"]
+    # A chaotic orbit over 100 time units (10 Lyapunov times: errors grow e^10-fold) outruns the 1e-8 agreement
+    # of two solves whose tolerances differ 100×.
+    assert not chaotic["certificate"]["certified"] and "certified over t = " in facts["Truth (test)"]
+    lam = dict(_truth_facts({"test": {**exact, "lyapunov_exponent": [0.1, 0.12], "lyapunov_stderr": [0.01, 0.02]}}))
+    assert lam["Largest Lyapunov exponent (test orbits, reference)"].startswith("λ1 = 0.11 ± 0.01 (median over 2")
+    assert _missed_by({"worst": 3e-3, "bound": 1e-3, "met": False}) == "3×"
+    assert _missed_by({"worst": 2.0, "bound": 8.0, "met": False, "better": "max"}) == "4×"
+    assert _missed_by({"worst": float("nan"), "bound": 1e-3, "met": False}) == "diverged (NaN)"

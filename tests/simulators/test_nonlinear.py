@@ -10,7 +10,8 @@ import pytest
 from scipy.special import ellipj
 
 from simulators import (Duffing, EnsembleConfig, Kepler, KeplerParams, LinearOscillator, ParamSpec,
-                        Pendulum, VanDerPol, generate, get_system, solve, system_names)
+                        Pendulum, VanDerPol, generate, get_system, read_trajectories, solve, system_names,
+                        write_trajectories)
 from simulators.elliptic import complete_k, incomplete_f, jacobi
 from simulators.integrate import flow_jacobian
 from simulators.kepler import elements, solve_kepler
@@ -214,10 +215,12 @@ def test_stiff_van_der_pol_uses_an_implicit_reference():
     assert VanDerPol(mu=1.0).reference_method() == "DOP853"
 
 
-def test_reference_files_carry_a_certificate_and_exact_files_say_so():
+def test_reference_files_carry_a_certificate_and_exact_files_say_so(tmp_path):
     lv = generate(EnsembleConfig.from_dict(dict(system="lotka-volterra", n_traj=3, dt=0.1, t_end=30.0,
                                                 method="reference")))
     cert = lv.attrs["certificate"]
+    write_trajectories(tmp_path / "lv.h5", lv)
+    assert read_trajectories(tmp_path / "lv.h5").attrs["certificate"] == cert  # read back as written
     assert lv.attrs["truth"] == "reference" and cert["certified"] and cert["certified_until"] == 30.0
     assert 0 < cert["max_difference"] < cert["bound"]
     assert cert["invariant_drift"]["V"] < 1e-10  # V conserved; DOP853 at 1e-12 drifts by ~1e-12 over 5 periods
