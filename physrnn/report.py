@@ -155,12 +155,13 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
         tables.append(("Physics recovered from the rollouts", physics,
                        ANALYSES[kind].note.format(steady=result["config"]["rollout"].get("steady_fraction", 1 / 3))))
     if result.get("targets"):
-        tables.append(("Targets", (["model", "metric", "worst seed", "bound", "met"],
+        tables.append(("Targets", (["model", "metric", "worst seed", "bound", "met", "missed by"],
                                    [[t["label"], t["metric"], f"{t['worst']:.3e}",
                                      f"{'≤' if t.get('better', 'min') == 'min' else '≥'} {t['bound']:.1e}",
-                                     "yes" if t["met"] else "NO"] for t in result["targets"]]),
+                                     "yes" if t["met"] else "NO", _missed_by(t)] for t in result["targets"]]),
                        "Each target set in the study config, checked on the model's worst seed (and worst "
-                       "component); a diverged seed fails."))
+                       "component); a diverged seed fails. Missed by: the factor between the worst seed and the "
+                       "bound."))
     reproduce = f"physrnn study {study_file}" if study_file else "physrnn study studies/NAME.toml"
     if root is not None and str(root) != "data":
         reproduce += f" --root {root}"
@@ -171,12 +172,58 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
              "2π/ω0 when not under-damped). Energy error = max over time of |E − E_exact| / max E_exact, "
              "E = v²/2 + ω0²x²/2. Physics baselines (persistence, Euler, RK4) start from the true full state at "
              "the end of the context and have no seed.")
+    if any("valid_lyapunov_times_median" in r for r in result["rows"]):
+        notes += (" Valid Lyapunov times = λ1 × valid time, with λ1 the largest Lyapunov exponent of each true "
+                  "orbit (from the reference, Benettin's method): how many e-fold growths of an error the model "
+                  "follows the chaotic orbit for.")
     tables[0] = (tables[0][0], tables[0][1], notes)
     facts = [("Reproduce", f"`{reproduce}`"), ("Training data", f"`{result['train_file']}`"),
              ("Test data", f"`{result['test_file']}`"),
+             *_truth_facts(result.get("truth", {})),
              ("Resolved config", "`config.json`; log: `study.log`; every metric: `metrics.json`, `metrics.csv`")]
     return write_pages(out, f"Study: {result['study']}", result["description"], tables, figures, facts, result,
                        csv_name="metrics.csv")
+
+
+def _missed_by(target: dict[str, Any]) -> str:
+    """How far a missed target is off: worst/bound (or bound/worst for a figure where larger is better)."""
+    worst, bound = target["worst"], target["bound"]
+    if target["met"]:
+        return "–"
+    if not np.isfinite(worst):
+        return "diverged (NaN)"
+    ratio = worst / bound if target.get("better", "min") == "min" else bound / worst if worst > 0 else np.inf
+    return f"{ratio:.3g}×"
+
+
+def _truth_facts(truth: dict[str, Any]) -> list[tuple[str, str]]:
+    """One line per data part: how its states were computed, and a reference's certificate; the largest
+    Lyapunov exponent of the test orbits where valid times are counted in Lyapunov times."""
+    facts = []
+    for part in ("train", "test"):
+        t = truth.get(part)
+        if not t:
+            continue
+        if t["truth"] == "reference":
+            c = t.get("certificate", {})
+            line = f"reference ({t.get('integrator', 'scipy')}, rtol {t.get('rtol', float('nan')):.0e})"
+            if c:
+                horizon = "the whole horizon" if c["certified"] else f"t = {c['certified_until']:.4g} only"
+                line += (f"; against a solve {c['compared_rtol'] / t.get('rtol', 1):.0f}× looser, max difference "
+                         f"{c['max_difference']:.1e} (bound {c['bound']:.0e}): certified over {horizon}")
+                if not c["certified"]:
+                    line += " (a chaotic orbit: the truth is known to the bound only that long)"
+        else:
+            line = {"exact": "exact (closed form)"}.get(t["truth"], f"numerical ({t['method']}): not a truth")
+        facts.append((f"Truth ({part})", line))
+    exponents = np.asarray(truth.get("test", {}).get("lyapunov_exponent", []), float)
+    if exponents.size:
+        lam = float(np.median(exponents))
+        err = float(np.median(truth["test"]["lyapunov_stderr"]))
+        facts.append(("Largest Lyapunov exponent (test orbits, reference)",
+                      f"λ1 = {lam:.3g} ± {err:.1g} (median over {exponents.size} orbits, each ± its standard "
+                      f"error); Lyapunov time 1/λ1 = {1 / lam:.3g}" if lam > 0 else f"λ1 = {lam:.3g}: not chaotic"))
+    return facts
 
 
 Table = tuple[str, tuple[list[str], list[list[str]]], "str | None"]
@@ -281,6 +328,63 @@ def _axis_figure(result: dict[str, Any]) -> bytes | None:
     return png_bytes(fig)
 
 
+def _by_dt(result: dict[str, Any]) -> tuple[list[float], dict[str, list[float]], dict[str, list[float]]]:
+    """For a sweep over Δt: the time steps, each baseline's objective at each, and each model type's best point
+    (by its mean over seeds) at each: its mean. Empty when Δt is not an axis."""
+    dts = sorted({t["values"]["dt"] for t in result["trials"] if "dt" in t["values"]})
+    if len(dts) < 2:
+        return [], {}, {}
+    sign = 1.0 if result["direction"] == "min" else -1.0
+    lines: dict[str, list[float]] = {}
+    for b in result["baselines"]:
+        lines.setdefault(b["label"], [float("nan")] * len(dts))
+        if b["dt"] in dts:
+            lines[b["label"]][dts.index(b["dt"])] = b["objective"]
+    models: dict[str, list[float]] = {}
+    points: dict[tuple[str, float, str], list[float]] = {}
+    for t in result["trials"]:
+        kind = t["values"].get("kind", result["config"]["sweep"].get("model", "model"))
+        value = t.get("objective", float("nan")) if t["status"] == "ok" else float("nan")
+        points.setdefault((kind, t["values"]["dt"], t["point"]), []).append(value)
+    for (kind, dt, _), values in points.items():
+        row = models.setdefault(kind, [float("nan")] * len(dts))
+        mean = float(np.mean(values))
+        i = dts.index(dt)
+        if np.isfinite(mean) and (not np.isfinite(row[i]) or sign * mean < sign * row[i]):
+            row[i] = mean
+    return dts, lines, models
+
+
+def _slope(dts: list[float], values: list[float]) -> float:
+    """The least-squares slope of log(value) against log(Δt) over the finite, positive values."""
+    x, y = np.log(np.asarray(dts, float)), np.asarray(values, float)
+    ok = np.isfinite(y) & (y > 0)
+    return float(np.polyfit(x[ok], np.log(y[ok]), 1)[0]) if ok.sum() >= 2 else float("nan")
+
+
+def _dt_figure(result: dict[str, Any]) -> bytes | None:
+    """The objective against Δt, log–log: every baseline and every model type's best point at each Δt."""
+    dts, lines, models = _by_dt(result)
+    if not dts:
+        return None
+    fig, ax = new_figure(figsize=(6.4, 4.6))
+    colours = colour_map([*lines, *models])
+    for label, values in {**lines, **models}.items():
+        if label == "persistence":
+            continue
+        y = np.asarray(values, float)
+        y = np.where(np.isfinite(y) & (y > 0), y, np.nan)
+        learned = label in models
+        ax.plot(dts, y, "o-" if learned else "s--", color=colours[label], lw=2 if learned else 1,
+                label=f"{label} (slope {_slope(dts, values):.2f})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("Δt")
+    ax.set_ylabel(result["objective"])
+    ax.legend(fontsize=7)
+    return png_bytes(fig)
+
+
 def _seed_figure(result: dict[str, Any], top: int = 20) -> bytes | None:
     """The best points and the objective of each of their seeds: how far a ranking holds over seeds."""
     ranking = result["ranking"][:top]
@@ -306,6 +410,7 @@ def write_sweep_report(result: dict[str, Any], out_dir: str | Path, *, sweep_fil
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     figures = {name: png for name, png in (("objective_by_axis", _axis_figure(result)),
+                                           ("objective_against_dt", _dt_figure(result)),
                                            ("seeds", _seed_figure(result))) if png is not None}
     for name, png in figures.items():
         write_atomic(out / "figures" / f"{name}.png", png)
@@ -325,6 +430,26 @@ def write_sweep_report(result: dict[str, Any], out_dir: str | Path, *, sweep_fil
             ["model", "dt", result["objective"], "valid time"],
             [[b["label"], f"{b['dt']:g}", _fmt(b["objective"]), _fmt(b.get("valid_time_median", np.nan))]
              for b in result["baselines"]]), "The same test starts and horizon as every trial."))
+    dts, lines, models = _by_dt(result)
+    if dts:
+        rows = [[label, *(_fmt(v) for v in values), f"{_slope(dts, values):.2f}"]
+                for label, values in {**lines, **models}.items()]
+        tables.append((f"{result['objective']} against Δt", (["model", *(f"Δt = {d:g}" for d in dts), "slope"], rows),
+                       "Baselines, then each model type's best point at each Δt (mean over seeds). Slope: the "
+                       f"least-squares slope of log {result['objective']} against log Δt (Euler's global error "
+                       "is first order, RK4's fourth)."))
+    target = result.get("target")
+    if target:
+        verdict = "yes" if target["met"] else "NO"
+        missed = "–" if target["met"] else (f"{target['factor'] / target['ratio']:.3g}×"
+                                              if np.isfinite(target["ratio"]) and target["ratio"] > 0 else "no finite point")
+        tables.append(("Target", (["Δt", "best point (worst seed)", result["objective"], target["baseline"],
+                                   "ratio", "required", "met", "missed by"],
+                                  [[f"{target['dt']:g}", str(target["best_point"] or "–"), _fmt(target["worst_seed"]),
+                                    _fmt(target["baseline_objective"]), f"{target['ratio']:.3g}",
+                                    f"≥ {target['factor']:g}", verdict, missed]]),
+                       f"The best point at Δt = {target['dt']:g}, judged by its worst seed, must beat "
+                       f"{target['baseline']} at the same Δt by a factor {target['factor']:g}."))
     failed = [t for t in result["trials"] if t["status"] != "ok"]
     if failed:
         tables.append(("Failed trials", (["trial", "point", "seed", "error"],

@@ -23,6 +23,14 @@ closed-loop figure of the rollouts from the study's held-out test starts (never 
     # dt = [0.05, 0.1]             # the time step of the training and test data
     # kind = ["gru", "esn"]        # the model type; settings for one type only go in [axes.gru], [axes.esn]
 
+    [target]                       # optional: the best point must beat a baseline of the base study
+    baseline = "rk4"               # by this factor in the objective (its worst seed against the baseline),
+    factor = 10                    # at this time step (one of the dt axis, or the base study's)
+    dt = 0.5
+
+With a ``dt`` axis the report also draws the objective against Δt on log–log axes for every baseline and
+model type (the best point of each type at each Δt), with the fitted slope of each: 1 for Euler, 4 for RK4.
+
 Trial ``ID`` (a hash of its resolved study) lives in ``ROOT/sweeps/NAME/trials/ID/``: ``study.json`` (the
 resolved study: ``physrnn study .../study.json`` retrains it alone and gives the same numbers),
 ``result.json`` (its metrics, or its error) and ``trial.log``. Models, rollouts and data are cached under
@@ -62,7 +70,7 @@ from .models.configs import model_kinds
 from .study import (BASELINES, StudyConfig, StudyConfigError, load_study, stage_key, study_from_dict,
                     target_metrics)
 
-__all__ = ["SweepConfig", "objectives", "Trial", "load_sweep", "objective_of", "rank", "run_sweep", "run_trial",
+__all__ = ["SweepConfig", "check_target", "objectives", "Trial", "load_sweep", "objective_of", "rank", "run_sweep", "run_trial",
            "sweep_from_dict"]
 
 
@@ -107,6 +115,7 @@ class SweepConfig:
     axes: Mapping[str, Any]
     trials: tuple[Trial, ...]
     baselines: tuple[Mapping[str, Any], ...]  # one study of the base study's baselines per time step
+    target: Mapping[str, Any] | None = None  # {"baseline", "factor", "dt"}
 
     @property
     def direction(self) -> str:
@@ -116,7 +125,7 @@ class SweepConfig:
         return {"sweep": {"name": self.name, "description": self.description, "study": self.study_file,
                           "model": self.model, "objective": self.objective, "sample": self.sample,
                           **({"n_samples": self.n_samples, "seed": self.seed} if self.sample == "random" else {})},
-                "axes": dict(self.axes)}
+                "axes": dict(self.axes), **({"target": dict(self.target)} if self.target else {})}
 
 
 def _fail(where: str, message: str) -> StudyConfigError:
@@ -185,9 +194,9 @@ def _set_dt(raw: dict[str, Any], dt: float) -> None:
 
 def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str | Path = ".") -> SweepConfig:
     """Validate a parsed sweep config and enumerate its trials; ``base_dir`` resolves the base study's path."""
-    extra = sorted(set(raw) - {"sweep", "axes"})
+    extra = sorted(set(raw) - {"sweep", "axes", "target"})
     if extra or "sweep" not in raw or not isinstance(raw["sweep"], Mapping):
-        raise _fail(where, "a sweep config has a [sweep] table and an [axes] table"
+        raise _fail(where, "a sweep config has a [sweep] table, an [axes] table and optionally a [target] table"
                            + (f"; unknown: {', '.join(extra)}" if extra else ""))
     head = raw["sweep"]
     unknown = sorted(set(head) - set(_SWEEP_KEYS))
@@ -283,10 +292,60 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
             raw_base["study"]["name"] = f"{name}-baselines-{stage_key('baselines', raw_base)}"
             study_from_dict(raw_base, f"{where} (baselines)")
             baselines.append(raw_base)
+    target = _check_target(raw.get("target"), base, draw.get("dt"), where)
     return SweepConfig(name=name, description=head.get("description", ""), study_file=str(study_file), base=base,
                        model=model, objective=objective, sample=sample, n_samples=n_samples, seed=seed,
                        axes={**axes, **{k: dict(v) for k, v in per_kind.items()}}, trials=tuple(trials),
-                       baselines=tuple(baselines))
+                       baselines=tuple(baselines), target=target)
+
+
+def _check_target(target: Any, base: StudyConfig, dts: list[float] | None, where: str) -> dict[str, Any] | None:
+    """A [target] table: ``baseline`` (one of the base study's), ``factor`` > 0 and ``dt`` (one that is run)."""
+    if target is None:
+        return None
+    if not isinstance(target, Mapping) or set(target) - {"baseline", "factor", "dt"}:
+        raise _fail(where, f"[target] takes baseline, factor and dt, got {target!r}")
+    if target.get("baseline") not in base.baselines:
+        raise _fail(where, f"[target] baseline = {target.get('baseline')!r} is not a baseline of the base study; "
+                           f"choose from {', '.join(base.baselines) or '(none: the base study has no baselines)'}")
+    factor = target.get("factor")
+    if not _is_number(factor) or factor <= 0:
+        raise _fail(where, f"[target] factor must be a number > 0, got {factor!r}")
+    run = dts if dts is not None else [d for d in (getattr(base.test, "dt", None),) if d is not None]
+    dt = target.get("dt", run[0] if len(run) == 1 else None)
+    if not _is_number(dt) or not any(math.isclose(dt, d) for d in run):
+        raise _fail(where, f"[target] dt = {dt!r} is not a time step of the sweep; choose from "
+                           f"{', '.join(f'{d:g}' for d in run)}")
+    return {"baseline": target["baseline"], "factor": float(factor), "dt": float(dt)}
+
+
+def check_target(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The sweep's [target] against its trials: the best point at the target's Δt (by its worst seed) against
+    the baseline there. ``met`` when the baseline's objective is ``factor`` times the point's worst seed or more
+    (for a figure where larger is better: the point's worst seed is ``factor`` times the baseline's)."""
+    target = result["config"].get("target")
+    if not target:
+        return None
+    minimise = result["direction"] == "min"
+    dt = target["dt"]
+    base = [b["objective"] for b in result["baselines"] if b["label"] == target["baseline"]
+            and math.isclose(b["dt"], dt)]
+    baseline = base[0] if base else float("nan")
+    worst: dict[str, list[float]] = {}
+    for t in result["trials"]:
+        if math.isclose(t["values"].get("dt", dt), dt):
+            value = t.get("objective", float("nan")) if t["status"] == "ok" else float("nan")
+            worst.setdefault(t["point"], []).append(value)
+    best_point, best = None, float("nan")
+    for point, values in worst.items():
+        w = float(np.max(values) if minimise else np.min(values)) if np.all(np.isfinite(values)) else float("nan")
+        if np.isfinite(w) and (best_point is None or (w < best if minimise else w > best)):
+            best_point, best = point, w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = baseline / best if minimise else best / baseline
+    met = bool(np.isfinite(ratio) and ratio >= target["factor"])
+    return {**target, "baseline_objective": baseline, "best_point": best_point, "worst_seed": best,
+            "ratio": float(ratio), "met": met}
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -607,10 +666,12 @@ def _collect(sweep: SweepConfig, records: Mapping[str, dict[str, Any]], root: Pa
         for row in record.get("rows", []):
             baselines.append({"label": row["label"], "dt": dt, "objective": _maybe_objective(row, sweep.objective),
                               **{k: row[k] for k in ("rmse", "max_error", "valid_time_median") if k in row}})
-    return {"sweep": sweep.name, "description": sweep.description, "config": sweep.to_dict(),
-            "objective": sweep.objective, "direction": sweep.direction, "trials": trials,
-            "ranking": rank(trials, sweep.direction), "baselines": baselines, "seconds": seconds,
-            "software": software_versions(), "root": str(root)}
+    result = {"sweep": sweep.name, "description": sweep.description, "config": sweep.to_dict(),
+              "objective": sweep.objective, "direction": sweep.direction, "trials": trials,
+              "ranking": rank(trials, sweep.direction), "baselines": baselines, "seconds": seconds,
+              "software": software_versions(), "root": str(root)}
+    result["target"] = check_target(result)
+    return result
 
 
 def _maybe_objective(row: Mapping[str, Any], objective: str) -> float:

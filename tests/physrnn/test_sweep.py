@@ -131,6 +131,11 @@ def test_a_dt_axis_changes_both_ensembles_and_keeps_their_duration(base):
     (_raw(axes={"lstm": {"units": [4]}}), "[axes.lstm] applies to lstm models, but the sweep's models are esn"),
     (_raw(axes={"kind": ["cnn"]}), "kind takes model types"),
     (_raw(study="nope.toml"), "no such study config"),
+    ({**_raw(), "target": {"baseline": "rk4", "factor": 10}}, "baseline = 'rk4' is not a baseline of the base"),
+    ({**_raw(), "target": {"baseline": "euler", "factor": 0}}, "factor must be a number > 0, got 0"),
+    ({**_raw(axes={"dt": [0.1, 0.2]}), "target": {"baseline": "euler", "factor": 10, "dt": 0.5}},
+     "dt = 0.5 is not a time step of the sweep; choose from 0.1, 0.2"),
+    ({**_raw(), "target": {"baseline": "euler", "factr": 10}}, "[target] takes baseline, factor and dt"),
     ({"sweep": {"name": "s", "study": "base.toml", "objectiv": "rmse"}, "axes": {}}, "unknown key objectiv"),
 ])
 def test_bad_sweep_configs_name_the_key(base, raw, message):
@@ -151,6 +156,36 @@ def test_ranking_puts_a_diverged_or_failed_seed_last():
     assert ranked[0]["mean"] == pytest.approx(1.05) and ranked[0]["std"] == pytest.approx(0.95)
     assert ranked[0]["best_trial"] == "c1" and ranked[0]["worst"] == 2.0
     assert [p["point"] for p in rank(trials, "max")][:2] == ["a", "c"]
+
+
+def _dt_result(gru_at_half: list[float]):
+    """A finished sweep over Δt: Euler's error ∝ Δt, RK4's ∝ Δt⁴, the GRU flat at 1e-4 (two seeds) except at 0.5."""
+    dts = [0.1, 0.2, 0.5]
+    baselines = [{"label": "euler", "dt": d, "objective": 0.3 * d} for d in dts]
+    baselines += [{"label": "rk4", "dt": d, "objective": 2e-2 * d**4} for d in dts]
+    trials = [{"id": f"{d}{s}", "point": f"dt={d} kind=gru", "values": {"dt": d, "kind": "gru", "seed": s},
+               "status": "ok", "objective": gru_at_half[s] if d == 0.5 else 1e-4, "study_file": "x.json"}
+              for d in dts for s in (0, 1)]
+    return {"config": {"sweep": {"model": "gru"}, "target": {"baseline": "rk4", "factor": 10.0, "dt": 0.5}},
+            "direction": "min", "objective": "rmse", "trials": trials, "baselines": baselines}
+
+
+def test_the_dt_table_fits_the_orders_and_the_target_reads_the_worst_seed():
+    from physrnn.report import _by_dt, _slope
+    from physrnn.sweep import check_target
+
+    result = _dt_result([1e-4, 1e-4])
+    dts, lines, models = _by_dt(result)
+    assert dts == [0.1, 0.2, 0.5]
+    assert _slope(dts, lines["euler"]) == pytest.approx(1.0) and _slope(dts, lines["rk4"]) == pytest.approx(4.0)
+    assert _slope(dts, models["gru"]) == pytest.approx(0.0, abs=1e-12)
+    # RK4 at 0.5 has 1.25e-3: the GRU's 1e-4 is 12.5× better, so a factor of 10 is met...
+    check = check_target(result)
+    assert check["met"] and check["ratio"] == pytest.approx(12.5) and check["best_point"] == "dt=0.5 kind=gru"
+    # ...but judged by the worst seed: one seed at 2e-4 makes it 6.25×, and a diverged seed fails it.
+    assert not check_target(_dt_result([1e-4, 2e-4]))["met"]
+    assert check_target(_dt_result([1e-4, 2e-4]))["ratio"] == pytest.approx(6.25)
+    assert check_target(_dt_result([1e-4, float("nan")]))["best_point"] is None
 
 
 # ---------------------------------------------------------------------------------------------- on a cluster
@@ -350,3 +385,17 @@ def test_every_shipped_sweep_resolves(path):
     sweep = load_sweep(path)  # every trial's study validated, model settings included
     assert len(sweep.trials) >= 8 and sweep.baselines
     assert len({t.id for t in sweep.trials}) == len(sweep.trials)
+
+
+def test_a_dt_sweep_report_draws_error_against_dt_and_says_by_how_much_a_target_is_missed(tmp_path):
+    from physrnn.report import write_sweep_report
+    from physrnn.sweep import check_target
+
+    result = _dt_result([1e-4, 2e-4])
+    result.update(sweep="dt", description="", ranking=rank(result["trials"], "min"), seconds=1.0, software={})
+    result["target"] = check_target(result)
+    write_sweep_report(result, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert (tmp_path / "figures" / "objective_against_dt.png").stat().st_size > 0
+    assert "| rk4 | 2.000e-06 | 3.200e-05 | 1.250e-03 | 4.00 |" in md  # the table row, slope 4
+    assert "| 0.5 | dt=0.5 kind=gru | 2.000e-04 | 1.250e-03 | 6.25 | ≥ 10 | NO | 1.6× |" in md
