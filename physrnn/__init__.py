@@ -12,6 +12,7 @@ The front door::
     data = pr.StepData.from_trajectories(test)
     model = pr.GRU(units=32, window=2).fit(fit, val)     # or pr.build_model("gru", units=32, window=2)
     scores = pr.evaluate(model.rollout(data), data)       # in memory: scores.summary()["rmse"], ...
+    inside = pr.diagnose(model, data)                     # its step Jacobian against the exact flow map's
     result = pr.run_study("studies/demo.toml")            # a StudyResult
     pr.write_report(result, "data/reports/demo")
 
@@ -52,6 +53,7 @@ _EXPORTS = {
     # evaluation and results
     "evaluate": "physrnn.evaluation", "Scores": "physrnn.evaluation", "register_metric": "physrnn.metrics",
     "Metric": "physrnn.metrics", "register_analysis": "physrnn.analysis", "Analysis": "physrnn.analysis",
+    "diagnose": "physrnn.diagnostics", "Diagnostics": "physrnn.diagnostics",
     # studies and reports
     "run_study": "physrnn.runner", "load_study": "physrnn.study", "StudyResult": "physrnn.results",
     "write_report": "physrnn.report", "register_figure": "physrnn.figures", "Figure": "physrnn.figures",

@@ -178,6 +178,31 @@ class StepModel(ABC):
         return Rollout(time=data.time[:n_steps], observed=observed, context=context, diverged=diverged_at >= 0,
                        diverged_at=diverged_at, bound=bound, seconds=seconds)
 
+    def step_jacobian(self, data: StepData, steps) -> np.ndarray:
+        """The one-step map's derivatives ∂o_{n+1}/∂o_{n−ℓ} with respect to each observed state in its window,
+        at steps ``n`` of the true trajectories of ``data`` (its history as given there).
+
+        Returns
+        -------
+        ndarray of shape (n_traj, len(steps), window, n_obs, n_obs)
+            Window position ``window − 1`` is o_n itself (lag ℓ = window − 1 − position); the physics baselines
+            have window 1 and differentiate the full state. :func:`physrnn.diagnostics.diagnose` turns this into
+            the Jacobian of the map on the true trajectories.
+        """
+        self._check_fitted()
+        if not isinstance(data, StepData) or data.spec != self.spec_:
+            raise ValueError("step_jacobian needs StepData built with the model's feature spec")
+        steps = np.atleast_1d(np.asarray(steps, dtype=int))
+        first = self.min_context - 1
+        if steps.size == 0 or steps.min() < first or steps.max() >= data.observed.shape[1] - 1:
+            raise ValueError(f"steps must lie in [{first}, {data.observed.shape[1] - 2}] (a full window behind "
+                             f"and a step ahead), got {steps.min() if steps.size else 'none'} to "
+                             f"{steps.max() if steps.size else 'none'}")
+        return self._step_jacobian(data, steps)
+
+    def _step_jacobian(self, data: StepData, steps: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"the {self.kind} model does not give its step Jacobian")
+
     def _check_fitted(self) -> None:
         if self.spec_ is None:
             raise RuntimeError(f"this {self.kind} model is not fitted; call fit() first or load a saved model")

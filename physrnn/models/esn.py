@@ -125,6 +125,29 @@ class EchoStateNetwork(NetworkModel):
         return out, absolute_step(diverged_at.numpy(), context)
 
 
+    def _step_jacobian(self, data, steps):
+        """∂o_{n+1}/∂o_n with the reservoir at the state the true history up to n − 1 left it in (window 1): the
+        map's response to its latest input; the reservoir's memory of earlier inputs is held fixed."""
+        net, dtype = self.network_, self.config.precision
+        scale, cell = net.get_layer("input_scaling"), net.get_layer("reservoir").cell
+        readout, unscale = net.get_layer("readout"), net.get_layer("increment")
+        u = data.inputs
+        states = keras.Model(net.input, net.get_layer("reservoir").output)
+        history = np.asarray(states.predict(u[:, : int(steps.max())].astype(dtype), verbose=0, batch_size=len(u)))
+        out = []
+        for n in steps:
+            h = tf.constant(history[:, n - 1] if n > 0 else np.zeros((len(u), cell.units)), dtype)
+            x = tf.constant(u[:, n], dtype)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                z = scale(x)
+                h_next, _ = cell(z, [h])
+                g = unscale(readout(tf.concat([h_next, z], axis=-1) if self.config.input_to_readout else h_next))
+            jac = tape.batch_jacobian(g, x).numpy().astype(np.float64)[..., : data.n_obs] * self.dt_
+            out.append(jac + np.eye(data.n_obs))
+        return np.stack(out, axis=1)[:, :, None]
+
+
 @tf.function(reduce_retracing=True)
 def _esn_loop(scale, cell, readout, unscale, input_to_readout, warm, obs, known, dt, bound):
     """Warm the reservoir on the true context, then close the loop; ``known`` starts at the last context step."""

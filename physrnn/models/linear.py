@@ -8,7 +8,7 @@ import numpy as np
 from ..data import Scaler
 from .base import StepModel
 from .configs import LinearConfig
-from .rollout import windowed_rollout
+from .rollout import window_jacobian, windowed_rollout
 
 __all__ = ["LinearFlowMap", "NetworkModel", "ridge_readout"]
 
@@ -55,6 +55,9 @@ class LinearFlowMap(NetworkModel):
     def _rollout(self, data, context, n_steps, bound):
         return windowed_rollout(self.network_, data, self.config.window, context, n_steps, self.dt_, bound,
                                  "float64")
+
+    def _step_jacobian(self, data, steps):
+        return window_jacobian(self.network_, data, self.config.window, steps, self.dt_, "float64")
 
 
 def ridge_readout(features: np.ndarray, targets: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:

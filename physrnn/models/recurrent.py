@@ -17,7 +17,7 @@ from ..data import Scaler
 from .configs import RecurrentConfig
 from .layers import IncrementFromValue, standardize
 from .linear import NetworkModel
-from .rollout import windowed_rollout
+from .rollout import window_jacobian, windowed_rollout
 
 __all__ = ["GRU", "LSTM", "RecurrentStepModel", "SimpleRNN"]
 
@@ -214,6 +214,9 @@ class RecurrentStepModel(NetworkModel):
     def _rollout(self, data, context, n_steps, bound):
         return windowed_rollout(self.network_, data, self.config.window, context, n_steps, self.dt_, bound,
                                  self.config.precision)
+
+    def _step_jacobian(self, data, steps):
+        return window_jacobian(self.network_, data, self.config.window, steps, self.dt_, self.config.precision)
 
 
 class SimpleRNN(RecurrentStepModel):

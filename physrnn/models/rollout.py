@@ -15,7 +15,7 @@ import tensorflow.experimental.numpy as tnp
 from ..data import StepData
 from .base import diverging
 
-__all__ = ["absolute_step", "windowed_rollout"]
+__all__ = ["absolute_step", "window_jacobian", "windowed_rollout"]
 
 
 def windowed_rollout(network, data: StepData, window: int, context: int, n_steps: int,
@@ -31,6 +31,22 @@ def windowed_rollout(network, data: StepData, window: int, context: int, n_steps
     out[:, :context] = data.observed[:, :context]
     out[:, context:] = predicted.numpy()
     return out, absolute_step(diverged_at.numpy(), context)
+
+
+def window_jacobian(network, data: StepData, window: int, steps: np.ndarray, dt: float, dtype: str) -> np.ndarray:
+    """∂o_{n+1}/∂o_{n−ℓ} = δ_{ℓ0} I + Δt ∂g/∂o_{n−ℓ} for a network mapping a window of inputs to g, by automatic
+    differentiation at the windows ending at ``steps``: shape (n_traj, len(steps), window, n_obs, n_obs)."""
+    u = data.inputs
+    x = np.stack([u[:, n - window + 1:n + 1] for n in steps], axis=1)  # (n_traj, n_points, window, n_in)
+    flat = tf.constant(x.reshape((-1,) + x.shape[2:]), dtype=dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        g = network(flat, training=False)
+    jac = tape.batch_jacobian(g, flat).numpy().astype(np.float64)  # (batch, n_obs, window, n_in)
+    n_obs = data.n_obs
+    jac = np.moveaxis(jac[..., :n_obs], 2, 1) * dt  # (batch, window, n_obs, n_obs)
+    jac[:, -1] += np.eye(n_obs)
+    return jac.reshape(x.shape[:2] + jac.shape[1:])
 
 
 def absolute_step(local: np.ndarray, context: int) -> np.ndarray:
