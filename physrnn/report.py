@@ -154,6 +154,16 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
         kind = result["summary"][0]["physics_kind"]
         tables.append(("Physics recovered from the rollouts", physics,
                        ANALYSES[kind].note.format(steady=result["config"]["rollout"].get("steady_fraction", 1 / 3))))
+    diagnostics = _diagnostics_table(result)
+    if diagnostics:
+        tables.append(("Diagnostics: the learned step map's Jacobian", diagnostics,
+                       "J = ∂s_{n+1}/∂s_n of each model at 8 points along every test trajectory (a windowed model "
+                       "read on the true trajectories, its history moved with the backward flow; the ESN's "
+                       "reservoir held where the true history left it), against the exact flow map's from the "
+                       "variational equations. Eigenvalue error: max |λ̂ − λ| over the spectrum, median over points "
+                       "(worst seed) and worst point. Anti-damped: points where ρ(Ĵ) > 1 while ρ(J) < 1. Parameters "
+                       "read from the map itself (relative error, worst seed); the floor row is the same estimator on "
+                       "the exact flow map."))
     if result.get("targets"):
         tables.append(("Targets", (["model", "metric", "worst seed", "bound", "met", "missed by"],
                                    [[t["label"], t["metric"], f"{t['worst']:.3e}",
@@ -183,6 +193,29 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
              ("Resolved config", "`config.json`; log: `study.log`; every metric: `metrics.json`, `metrics.csv`")]
     return write_pages(out, f"Study: {result['study']}", result["description"], tables, figures, facts, result,
                        csv_name="metrics.csv")
+
+
+def _diagnostics_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """One row per model: the worst seed's figures of :meth:`physrnn.diagnostics.Diagnostics.summary`."""
+    rows = [r for r in result["rows"] if r.get("diagnostics") and "skipped" not in r["diagnostics"]]
+    if not rows:
+        return None
+    params = [k[: -len("_rel_error_median")] for k in rows[0]["diagnostics"] if k.endswith("_rel_error_median")]
+    header = ["model", "eigenvalue error (median)", "eigenvalue error (worst point)", "|ρ̂ − ρ| (median)",
+              "anti-damped points", *(f"{p} rel. error" for p in params)]
+    table = []
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r["diagnostics"] for r in rows if r["label"] == label]
+        worst = {k: float(np.max([d[k] for d in mine])) for k in mine[0] if k not in ("model", "points")}
+        table.append([label, _fmt(worst["eigenvalue_error_median"]), _fmt(worst["eigenvalue_error_max"]),
+                      _fmt(worst["spectral_radius_error_median"]),
+                      f"{sum(d['anti_damped_points'] for d in mine)} of {sum(d['points'] for d in mine)}",
+                      *(_fmt(worst[f"{p}_rel_error_median"]) for p in params)])
+    if params:
+        floor = rows[0]["diagnostics"]
+        table.append(["exact flow map (floor)", "0", "0", "0", "–",
+                      *(_fmt(floor[f"{p}_rel_error_floor"]) for p in params)])
+    return header, table
 
 
 def _missed_by(target: dict[str, Any]) -> str:

@@ -33,17 +33,20 @@ class RunResult:
     history: Mapping[str, list] = field(default_factory=dict)
     model_file: str = ""
     rollout_file: str = ""
+    #: :meth:`physrnn.diagnostics.Diagnostics.summary` of the model's step Jacobian, or why there is none
+    diagnostics: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "kind": self.kind, "seed": self.seed, "settings": dict(self.settings),
                 "model_file": self.model_file, "rollout_file": self.rollout_file, "fit_seconds": self.fit_seconds,
-                "history": dict(self.history), **self.scores.to_dict()}
+                "history": dict(self.history), "diagnostics": dict(self.diagnostics), **self.scores.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
         return cls(label=d["label"], kind=d["kind"], seed=d["seed"], settings=d["settings"],
                    scores=Scores.from_dict(d), fit_seconds=float(d["fit_seconds"]), history=d.get("history", {}),
-                   model_file=d.get("model_file", ""), rollout_file=d.get("rollout_file", ""))
+                   model_file=d.get("model_file", ""), rollout_file=d.get("rollout_file", ""),
+                   diagnostics=d.get("diagnostics", {}))
 
 
 @dataclass(frozen=True)

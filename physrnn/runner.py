@@ -20,6 +20,7 @@ from simulators.trajectory_file import read_trajectories, software_versions
 
 from .analysis import groups_of
 from .data import FeatureSpec, build_step_data, split_by_trajectory
+from .diagnostics import diagnose
 from .evaluation import evaluate, read_rollout, write_rollout
 from .figures import FigureInputs, collect_figures
 from .metrics import attractor_exponent
@@ -154,7 +155,7 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                  + f"; valid time {summary['valid_time_median']:.1f} of {scores.horizon:.1f}")
             runs.append(RunResult(label=entry.label, kind=entry.kind, seed=seed, settings=settings, scores=scores,
                                   fit_seconds=model.fit_seconds_, history=model.history_, model_file=str(model_path),
-                                  rollout_file=str(roll_path)))
+                                  rollout_file=str(roll_path), diagnostics=_diagnostics(model, test)))
     figures = collect_figures(FigureInputs(first_rollouts, test, tuple(test_tr.state_units)))
     truth = {"train": truth_facts(train_tr), "test": truth_facts(test_tr)}
     if first_rollouts and any("valid_lyapunov_times" in r.scores.per_trajectory for r in runs):
@@ -167,6 +168,20 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                        figures=figures, truth=truth, train_file=str(files["train"][1]),
                        test_file=str(files["test"][1]),
                        software=software_versions(), seconds=time.perf_counter() - started, log=tuple(lines))
+
+
+#: Points per test trajectory where each model's step Jacobian is read (see physrnn.diagnostics).
+DIAGNOSTIC_POINTS = 8
+
+
+def _diagnostics(model, test) -> dict[str, Any]:
+    """The summary of :func:`physrnn.diagnostics.diagnose`, or ``{"skipped": why}``."""
+    if test.system is None or test.n_obs != test.system.n_state:
+        return {"skipped": "the Jacobian diagnostics need the full state observed"}
+    try:
+        return diagnose(model, test, points=DIAGNOSTIC_POINTS).summary()
+    except NotImplementedError as err:
+        return {"skipped": str(err)}
 
 
 def truth_facts(trajectories) -> dict[str, Any]:

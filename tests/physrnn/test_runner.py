@@ -63,6 +63,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny, capsys):
     assert [(t["label"], t["met"]) for t in results["targets"]] == [("linear", True), ("euler", False)]
     assert "target euler.max_error <= 1e-06: worst seed" in first.out and "NOT MET" in first.out
     assert "| euler | max_error |" in (report / "report.md").read_text()
+    # Every report looks inside the maps: the linear map's Jacobian is e^{MΔt} to 1e-10 and gives ω0 and η to
+    # 1e-9; Euler's map reads as half the damping (η − ω0²Δt = 0.15 of 0.2 at Δt = 0.05: 25 % off).
+    md = (report / "report.md").read_text()
+    assert "## Diagnostics: the learned step map's Jacobian" in md and "| exact flow map (floor) |" in md
+    diag = {r["label"]: r["diagnostics"] for r in results["rows"]}
+    assert diag["linear"]["eigenvalue_error_max"] < 1e-10 and diag["linear"]["damping_rel_error_median"] < 1e-9
+    assert diag["euler"]["damping_rel_error_median"] == pytest.approx(0.25, abs=0.01)
     # Nothing changed: every stage is found, nothing is recomputed, the numbers are the same.
     assert main(["study", str(tiny), "--root", str(root)]) == 0
     second = capsys.readouterr().err
