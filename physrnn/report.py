@@ -161,7 +161,7 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
                        "read on the true trajectories, its history moved with the backward flow; the ESN's "
                        "reservoir held where the true history left it), against the exact flow map's from the "
                        "variational equations. Eigenvalue error: max |λ̂ − λ| over the spectrum, median over points "
-                       "(worst seed) and worst point. Anti-damped: points where ρ(Ĵ) > 1 while ρ(J) < 1. Parameters "
+                       "(worst seed) and worst point. Anti-damped: points where ρ(Ĵ) > 1 + 1e-6 while ρ(J) ≤ 1 + 1e-6 (the model grows what the physics damps or conserves). Parameters "
                        "read from the map itself (relative error, worst seed); the floor row is the same estimator on "
                        "the exact flow map."))
     if result.get("targets"):

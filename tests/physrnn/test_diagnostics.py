@@ -106,6 +106,14 @@ def test_anti_damping_is_flagged_only_where_the_physics_damps():
     d = Diagnostics(model="x", steps=np.array([0, 1]), dt=DT, jacobian=learned, exact=exact,
                     eigenvalues=match_eigenvalues(np.linalg.eigvals(learned), lam_e), exact_eigenvalues=lam_e)
     assert d.anti_damping.tolist() == [[False, True]] and d.summary()["anti_damped_points"] == 1
+    # A conservative map (a rotation, ρ = 1): growth by 1e-3 per step is flagged, rounding-level 1e-9 is not.
+    c, s = np.cos(0.1), np.sin(0.1)
+    rotation = np.broadcast_to(np.array([[c, -s], [s, c]]), (1, 2, 2, 2)).copy()
+    learned = rotation * np.array([1 + 1e-9, 1 + 1e-3])[None, :, None, None]
+    lam_e = np.linalg.eigvals(rotation)
+    d = Diagnostics(model="x", steps=np.array([0, 1]), dt=DT, jacobian=learned, exact=rotation,
+                    eigenvalues=match_eigenvalues(np.linalg.eigvals(learned), lam_e), exact_eigenvalues=lam_e)
+    assert d.anti_damping.tolist() == [[False, True]]
 
 
 def test_eigenvalues_are_paired_by_least_distance():
