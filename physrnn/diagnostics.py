@@ -156,11 +156,14 @@ class Diagnostics:
         return out
 
 
-def _parameters(system, eigenvalues: np.ndarray, dt: float) -> dict[str, np.ndarray]:
-    if system.system == "oscillator":
-        omega0, eta = oscillator_parameters(eigenvalues, dt)
-        return {"natural_frequency": omega0, "damping": eta}
-    return {}
+def _oscillator_readout(eigenvalues: np.ndarray, dt: float) -> dict[str, np.ndarray]:
+    omega0, eta = oscillator_parameters(eigenvalues, dt)
+    return {"natural_frequency": omega0, "damping": eta}
+
+
+#: Physical parameters read from a step map's eigenvalues, per system: (eigenvalues, dt) -> {parameter: values};
+#: the true values are the system's parameters of the same names.
+READOUTS: dict[str, Any] = {"oscillator": _oscillator_readout}
 
 
 def diagnose(model, data, *, points: int = 8) -> Diagnostics:
@@ -181,10 +184,9 @@ def diagnose(model, data, *, points: int = 8) -> Diagnostics:
     exact = exact_step_jacobian(data.system, data.states, data.time, steps, data.dt)
     lam_exact = np.linalg.eigvals(exact)
     lam = match_eigenvalues(np.linalg.eigvals(jac), lam_exact)
-    system = data.system
-    truth = {}
-    if system.system == "oscillator":
-        truth = {"natural_frequency": system.natural_frequency, "damping": system.damping}
+    readout = READOUTS.get(data.system.system)
+    parameters = readout(lam, data.dt) if readout else {}
+    truth = {name: getattr(data.system, name) for name in parameters}
     return Diagnostics(model=model.kind, steps=steps, dt=data.dt, jacobian=jac, exact=exact, eigenvalues=lam,
-                       exact_eigenvalues=lam_exact, parameters=_parameters(system, lam, data.dt),
-                       parameters_exact=_parameters(system, lam_exact, data.dt), truth=truth)
+                       exact_eigenvalues=lam_exact, parameters=parameters,
+                       parameters_exact=readout(lam_exact, data.dt) if readout else {}, truth=truth)

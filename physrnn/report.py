@@ -364,6 +364,8 @@ def _axis_figure(result: dict[str, Any]) -> bytes | None:
 def _by_dt(result: dict[str, Any]) -> tuple[list[float], dict[str, list[float]], dict[str, list[float]]]:
     """For a sweep over Δt: the time steps, each baseline's objective at each, and each model type's best point
     (by its mean over seeds) at each: its mean. Empty when Δt is not an axis."""
+    from .sweep import rank
+
     dts = sorted({t["values"]["dt"] for t in result["trials"] if "dt" in t["values"]})
     if len(dts) < 2:
         return [], {}, {}
@@ -374,17 +376,12 @@ def _by_dt(result: dict[str, Any]) -> tuple[list[float], dict[str, list[float]],
         if b["dt"] in dts:
             lines[b["label"]][dts.index(b["dt"])] = b["objective"]
     models: dict[str, list[float]] = {}
-    points: dict[tuple[str, float, str], list[float]] = {}
-    for t in result["trials"]:
-        kind = t["values"].get("kind", result["config"]["sweep"].get("model", "model"))
-        value = t.get("objective", float("nan")) if t["status"] == "ok" else float("nan")
-        points.setdefault((kind, t["values"]["dt"], t["point"]), []).append(value)
-    for (kind, dt, _), values in points.items():
-        row = models.setdefault(kind, [float("nan")] * len(dts))
-        mean = float(np.mean(values))
-        i = dts.index(dt)
-        if np.isfinite(mean) and (not np.isfinite(row[i]) or sign * mean < sign * row[i]):
-            row[i] = mean
+    for p in rank(result["trials"], result["direction"]):  # each point's mean over its seeds
+        row = models.setdefault(p["values"].get("kind", result["config"]["sweep"].get("model", "model")),
+                                [float("nan")] * len(dts))
+        i = dts.index(p["values"]["dt"])
+        if np.isfinite(p["mean"]) and (not np.isfinite(row[i]) or sign * p["mean"] < sign * row[i]):
+            row[i] = p["mean"]
     return dts, lines, models
 
 

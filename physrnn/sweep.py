@@ -331,16 +331,11 @@ def check_target(result: Mapping[str, Any]) -> dict[str, Any] | None:
     base = [b["objective"] for b in result["baselines"] if b["label"] == target["baseline"]
             and math.isclose(b["dt"], dt)]
     baseline = base[0] if base else float("nan")
-    worst: dict[str, list[float]] = {}
-    for t in result["trials"]:
-        if math.isclose(t["values"].get("dt", dt), dt):
-            value = t.get("objective", float("nan")) if t["status"] == "ok" else float("nan")
-            worst.setdefault(t["point"], []).append(value)
-    best_point, best = None, float("nan")
-    for point, values in worst.items():
-        w = float(np.max(values) if minimise else np.min(values)) if np.all(np.isfinite(values)) else float("nan")
-        if np.isfinite(w) and (best_point is None or (w < best if minimise else w > best)):
-            best_point, best = point, w
+    sign = 1.0 if minimise else -1.0
+    at_dt = [p for p in rank([t for t in result["trials"] if math.isclose(t["values"].get("dt", dt), dt)],
+                             result["direction"]) if np.isfinite(p["worst"])]  # a NaN seed rules a point out
+    top = min(at_dt, key=lambda p: sign * p["worst"], default=None)
+    best_point, best = (top["point"], top["worst"]) if top else (None, float("nan"))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = baseline / best if minimise else best / baseline
     met = bool(np.isfinite(ratio) and ratio >= target["factor"])
