@@ -63,9 +63,13 @@ class RecurrentConfig:
     rollout_steps : int
         1: one-step teacher forcing; K > 1: the loss is averaged over K steps of the model's own rollout.
     refine_steps : int
-        After Adam, this many iterations of full-batch L-BFGS (SciPy) on the same loss, kept only if the
-        validation loss improves. Adam's gradient noise leaves a floor on the loss that a quasi-Newton
-        polish removes cheaply on these small networks (0: none).
+        After Adam, at most this many iterations of a full-batch second-order method on the same loss (0:
+        none). Adam's gradient noise leaves a floor on the loss that a second-order method removes on these
+        small networks.
+    refine : {"lm", "lbfgs"}
+        The method: "lm", Levenberg–Marquardt with matrix-free Gauss–Newton steps (float64 only; stops when
+        the validation loss stalls for ``patience`` iterations and keeps the best weights); "lbfgs", SciPy's
+        L-BFGS, kept only if the validation loss improves.
     target : {"increment", "value"}
         What the network's output layer predicts. "increment" (physrnn's form): g, the standardised
         Euler-style increment. "value": the next observed value itself, standardised like the states — the
@@ -90,6 +94,7 @@ class RecurrentConfig:
     patience: int = 20
     rollout_steps: int = 1
     refine_steps: int = 0
+    refine: str = "lm"
     target: str = "increment"
     precision: str = "float32"
     seed: int = 0
@@ -105,6 +110,11 @@ class RecurrentConfig:
         _check_int("refine_steps", self.refine_steps, 0)
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("clipnorm", self.clipnorm, allow_zero=True)
+        if self.refine not in ("lm", "lbfgs"):
+            raise ValueError(f"unknown refine {self.refine!r}; choose lm or lbfgs")
+        if self.refine == "lm" and self.refine_steps and self.precision != "float64":
+            raise ValueError(f"refine = 'lm' runs in float64, got precision = {self.precision!r}; "
+                             "set precision = 'float64' (or refine = 'lbfgs')")
         if self.schedule not in ("cosine", "plateau"):
             raise ValueError(f"unknown schedule {self.schedule!r}; choose cosine or plateau")
         _check_precision(self.precision)
@@ -289,7 +299,7 @@ def describe_settings(kind: str) -> list[tuple[str, Any, str]]:
     return out
 
 
-_RNN_SUMMARY = "Keras {} step model on a window of past inputs (Adam, optional L-BFGS polish)"
+_RNN_SUMMARY = "Keras {} step model on a window of past inputs (Adam, then optional Levenberg–Marquardt)"
 register_model("simplernn", RecurrentConfig, ".recurrent:SimpleRNN", summary=_RNN_SUMMARY.format("SimpleRNN"),
                fixed={"cell": "simplernn"})
 register_model("gru", RecurrentConfig, ".recurrent:GRU", summary=_RNN_SUMMARY.format("GRU"), fixed={"cell": "gru"})

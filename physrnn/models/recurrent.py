@@ -1,4 +1,4 @@
-"""Keras SimpleRNN / GRU / LSTM step models and their trainer (Adam, then an optional L-BFGS polish).
+"""Keras SimpleRNN / GRU / LSTM step models and their trainer (Adam, then optional Levenberg–Marquardt or L-BFGS).
 
 A window of the last ``window`` inputs, from a zero state, gives the increment g; training is one step ahead
 (teacher forcing on the window) or through the model's own rollout over ``rollout_steps`` steps.
@@ -16,6 +16,7 @@ import tensorflow as tf
 from ..data import Scaler
 from .configs import RecurrentConfig
 from .layers import IncrementFromValue, standardize
+from .levenberg import levenberg_marquardt
 from .linear import NetworkModel
 from .rollout import window_jacobian, windowed_rollout
 
@@ -61,21 +62,28 @@ class StepTrainer(keras.Model):
     def call(self, x, training=False):
         return self.network(x[:, : self.window], training=training)
 
-    def step_loss(self, x, y, training):
+    def horizon_errors(self, call, x, y):
+        """Errors of ``call`` (window → g) over the horizon, in units of the increment's spread:
+        shape (batch, horizon, n_obs). The first step reads the true window; each later one, the model's own."""
         # Keras' data adapter may hand over floatx (float32) batches whatever the arrays were.
         x, y = tf.cast(x, self.inv_scale.dtype), tf.cast(y, self.inv_scale.dtype)
         w, n_obs = self.window, self.n_obs
         window = x[:, :w]
         obs = x[:, w - 1, :n_obs]
-        total = 0.0
+        errors = []
         for k in range(self.horizon):  # static: the horizon is a training setting
-            g = self.network(window, training=training)
-            total += tf.reduce_mean(tf.square((g - y[:, k]) * self.inv_scale))
+            g = call(window)
+            errors.append((g - y[:, k]) * self.inv_scale)
             if k + 1 < self.horizon:
                 obs = obs + self.dt_step * g
                 step_in = tf.concat([obs, x[:, w + k, n_obs:]], axis=-1)
                 window = tf.concat([window[:, 1:], step_in[:, None]], axis=1)
-        return total / self.horizon
+        return tf.stack(errors, axis=1)
+
+    def step_loss(self, x, y, training):
+        """Mean squared error over windows, horizon and outputs (the loss every trainer minimises)."""
+        return tf.reduce_mean(tf.square(self.horizon_errors(
+            lambda window: self.network(window, training=training), x, y)))
 
     def train_step(self, data):
         x, y = data
@@ -96,8 +104,12 @@ class StepTrainer(keras.Model):
         return [self.loss_tracker]
 
 
-def _refine(trainer: StepTrainer, train, val, steps: int, dtype: str) -> dict[str, list[float]]:
-    """Full-batch L-BFGS on the trainer's loss; keeps the result only if the validation loss improves."""
+def _refine(trainer: StepTrainer, train, val, steps: int, dtype: str, callbacks=()) -> dict[str, list[float]]:
+    """Full-batch L-BFGS on the trainer's loss; keeps the result only if the validation loss improves.
+
+    ``callbacks`` (Keras callbacks) get ``on_epoch_end(iteration, {"loss": ...})`` after every iteration, with
+    the network holding that iterate's weights.
+    """
     from scipy.optimize import minimize
 
     variables = trainer.network.trainable_variables
@@ -129,7 +141,16 @@ def _refine(trainer: StepTrainer, train, val, steps: int, dtype: str) -> dict[st
     start = np.concatenate([np.asarray(v, np.float64).ravel() for v in variables])
     before = val_loss()
     scale = max(float(loss_and_grads(x, y)[0]), np.finfo(float).tiny)
-    result = minimize(fun, start, jac=True, method="L-BFGS-B",
+    callbacks = list(callbacks or [])
+
+    def report(intermediate_result):  # SciPy passes the iterate by this name
+        assign(intermediate_result.x)
+        for cb in callbacks:
+            cb.on_epoch_end(report.iteration, {"loss": float(intermediate_result.fun) * scale})
+        report.iteration += 1
+
+    report.iteration = 0
+    result = minimize(fun, start, jac=True, method="L-BFGS-B", callback=report if callbacks else None,
                       options={"maxiter": steps, "maxcor": 50, "ftol": 1e-15, "gtol": 1e-12})
     assign(result.x)
     after = val_loss()
@@ -208,8 +229,12 @@ class RecurrentStepModel(NetworkModel):
                               epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
                               callbacks=cbs)
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        if cfg.refine_steps:
-            self.history_.update(_refine(trainer, (x, y), val, cfg.refine_steps, cfg.precision))
+        if cfg.refine_steps and cfg.refine == "lm":
+            self.history_.update(levenberg_marquardt(trainer, (x, y), val, steps=cfg.refine_steps,
+                                                     patience=cfg.patience, dtype=cfg.precision, verbose=verbose,
+                                                     callbacks=callbacks))
+        elif cfg.refine_steps:
+            self.history_.update(_refine(trainer, (x, y), val, cfg.refine_steps, cfg.precision, callbacks))
 
     def _rollout(self, data, context, n_steps, bound):
         return windowed_rollout(self.network_, data, self.config.window, context, n_steps, self.dt_, bound,

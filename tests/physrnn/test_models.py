@@ -216,7 +216,8 @@ def test_rollout_checks_its_data(small_train, held_out):
 
 
 def test_lbfgs_refinement_lowers_the_validation_loss(small_train, small_val):
-    model = build_model("gru", units=8, window=2, epochs=3, refine_steps=40).fit(small_train, small_val, verbose=0)
+    model = build_model("gru", units=8, window=2, epochs=3, refine="lbfgs", refine_steps=40).fit(
+        small_train, small_val, verbose=0)
     before, after = model.history_["refine_val_loss"]
     # Three Adam epochs leave the loss far from its floor; 40 quasi-Newton steps must cut it clearly.
     assert after < 0.5 * before, (before, after)
