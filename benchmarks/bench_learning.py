@@ -46,7 +46,7 @@ TRAINERS = {
     "adam+lbfgs": {kind: dict(_COMMON, epochs=30, refine="lbfgs", refine_steps=steps)
                    for kind, steps in (("simplernn", 5000), ("gru", 3000), ("lstm", 3000))},
     "adam+lm": {kind: dict(_COMMON, epochs=2, refine="lm", refine_steps=steps, patience=20)
-                for kind, steps in (("simplernn", 400), ("gru", 60), ("lstm", 50))},
+                for kind, steps in (("simplernn", 400), ("gru", 100), ("lstm", 80))},
 }
 RECURRENT = TRAINERS["adam+lm"]
 THRESHOLDS = (1e-2, 1e-3, 3e-4, 1e-5)
