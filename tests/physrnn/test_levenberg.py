@@ -36,6 +36,23 @@ def test_levenberg_marquardt_solves_a_linear_least_squares_problem_exactly(rng):
     assert all(np.diff(history["lm_loss"]) <= 0)  # only steps that lower the loss are taken
 
 
+def test_levenberg_marquardt_ends_on_the_best_validation_weights_not_the_last(rng):
+    trainer, x, y, a, b = _linear_problem(rng)
+    other_a, other_b = a + 0.5, b - 0.5
+    x_val = rng.standard_normal(x.shape)
+    y_val = (x_val.reshape(len(x_val), -1) @ other_a + other_b)[:, None]
+    # Start exactly at the validation set's map: every step towards the training map raises the validation
+    # loss, so the best weights are the starting ones, which the trainer must hand back.
+    trainer.network.get_layer("map").set_weights([other_a, other_b])
+    history = levenberg_marquardt(trainer, (x, y), (x_val, y_val), steps=10, patience=3, dtype="float64")
+    assert history["lm_best_val_loss"][0] < 1e-28  # the start: zero up to rounding
+    assert history["lm_val_loss"][-1] > 1e-2  # where the steps went
+    kernel, bias = trainer.network.get_layer("map").get_weights()
+    np.testing.assert_array_equal(kernel, other_a)
+    np.testing.assert_array_equal(bias, other_b)
+    assert len(history["lm_loss"]) == 3  # patience: three iterations without a better validation loss
+
+
 def test_levenberg_marquardt_refuses_float32(rng):
     trainer, x, y, *_ = _linear_problem(rng)
     with pytest.raises(ValueError, match=r"runs in float64, got precision = 'float32'"):
@@ -58,6 +75,9 @@ def test_levenberg_marquardt_goes_far_below_adam_and_keeps_the_best_weights(lm_g
     # 8-unit GRU (centuries of conditioning below what Adam's noise allows) must cut it a hundredfold.
     assert best < 1e-2 * adam, (adam, best)
     assert best == min(history["lm_val_loss"])
+    # Only steps that lower the training loss are taken (a rejected step leaves it where it was; this run has
+    # rejections: the mutant that accepts every step fails here).
+    assert np.all(np.diff(history["lm_loss"]) <= 0), history["lm_loss"]
     # The network holds the best iterate: its validation loss, recomputed here, is the recorded best.
     from physrnn.data import Scaler
 
