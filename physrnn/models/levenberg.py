@@ -44,13 +44,12 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["LMState", "levenberg_marquardt"]
+__all__ = ["levenberg_marquardt"]
 
 DIAGONAL_EVERY = 10  # iterations between refreshes of the preconditioner's diagonal
 DIAGONAL_PROBES = 16  # random probes averaged into that diagonal (relative spread about √(2/16) ≈ 0.35)
@@ -58,18 +57,6 @@ CURVATURE_ROWS_PER_WEIGHT = 0.5  # the curvature subsample keeps about this many
 CURVATURE_MIN_WINDOWS = 1024  # and at least this many windows (all of them, if there are fewer)
 CG_TOLERANCE = 1e-5  # relative residual at which conjugate gradients stop
 IMPROVEMENT = 1e-3  # a validation loss counts as better when it is lower by this fraction
-
-
-@dataclass
-class LMState:
-    """What one iteration reports: the trainer's losses (mean squared error), λ and the CG iterations taken."""
-
-    iteration: int
-    loss: float
-    val_loss: float
-    damping: float
-    cg_iterations: int
-    accepted: bool
 
 
 @contextmanager
@@ -89,8 +76,8 @@ def _unrolled(network: keras.Model):
 class _Problem:
     """The residual vector r(θ) of a step trainer on one dataset, as a function of the flat weight vector θ."""
 
-    def __init__(self, trainer, network: keras.Model, dtype: str):
-        self.trainer, self.network, self.dtype = trainer, network, dtype
+    def __init__(self, trainer, network: keras.Model):
+        self.trainer, self.network = trainer, network
         variables = network.trainable_variables
         self.shapes = [tuple(v.shape) for v in variables]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
@@ -141,7 +128,7 @@ def levenberg_marquardt(trainer, train, val, *, steps: int, patience: int, dtype
 
 
 def _run(trainer, network, train, val, *, steps, cg_steps, patience, dtype, verbose, callbacks):
-    problem = _Problem(trainer, network, dtype)
+    problem = _Problem(trainer, network)
     n_weights = problem.n_weights
     x, y = (tf.constant(a, dtype) for a in train)
     n = int(x.shape[0])
@@ -219,7 +206,7 @@ def _run(trainer, network, train, val, *, steps, cg_steps, patience, dtype, verb
         return p, i, float(tf.reduce_sum(p * curvature(theta, p)))
 
     theta = _flat_weights(network, dtype)
-    history: dict[str, list[float]] = {"lm_loss": [], "lm_val_loss": [], "lm_damping": [], "lm_cg_iterations": []}
+    history: dict[str, list[float]] = {"lm_loss": [], "lm_val_loss": [], "lm_damping": [], "lm_cg": []}
     best_val, best_theta = float(val_loss(theta)), theta
     stale, nu = 0, 2.0
     diag = diagonal(theta)
@@ -259,17 +246,14 @@ def _run(trainer, network, train, val, *, steps, cg_steps, patience, dtype, verb
             stale += 1
             if current < best_val:
                 best_val, best_theta = current, theta
-        state = LMState(iteration, value, current, damping, int(cg_iterations), accepted)
-        for key, item in (("lm_loss", value), ("lm_val_loss", current), ("lm_damping", damping),
-                          ("lm_cg_iterations", int(cg_iterations))):
-            history[key].append(item)
-        bar.update(iteration + 1, values=[("loss", state.loss), ("val_loss", state.val_loss),
-                                          ("damping", state.damping), ("cg", state.cg_iterations)])
+        logs = {"loss": value, "val_loss": current, "damping": damping, "cg": int(cg_iterations)}
+        for key, item in logs.items():
+            history[f"lm_{key}"].append(item)
+        bar.update(iteration + 1, values=list(logs.items()))
         if callbacks:
             _assign(network, problem, theta)
             for cb in callbacks:
-                cb.on_epoch_end(iteration, {"loss": state.loss, "val_loss": state.val_loss,
-                                            "damping": state.damping, "seconds": time.perf_counter() - start})
+                cb.on_epoch_end(iteration, {**logs, "seconds": time.perf_counter() - start})
         if stale >= patience or damping > 1e10 * scale or not math.isfinite(value):  # no step is found
             break
     done = len(history["lm_loss"])

@@ -75,8 +75,8 @@ def test_levenberg_marquardt_goes_far_below_adam_and_keeps_the_best_weights(lm_g
     # 8-unit GRU (centuries of conditioning below what Adam's noise allows) must cut it a hundredfold.
     assert best < 1e-2 * adam, (adam, best)
     assert best == min(history["lm_val_loss"])
-    # Only steps that lower the training loss are taken (a rejected step leaves it where it was; this run has
-    # rejections: the mutant that accepts every step fails here).
+    # Only steps that lower the training loss are taken (a rejected step leaves it where it was). Whether this
+    # run rejects any step varies with TensorFlow's threaded reductions, so this does not always see acceptance.
     assert np.all(np.diff(history["lm_loss"]) <= 0), history["lm_loss"]
     # The network holds the best iterate: its validation loss, recomputed here, is the recorded best.
     from physrnn.data import Scaler
