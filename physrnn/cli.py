@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import textwrap
+import threading
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +29,13 @@ from simulators.trajectory_file import TrajectoryFileError, check_output_path, r
 
 from .models.configs import describe_settings, model_kind, model_kinds
 from .sweep import DEFAULT_START, STARTS
+
+
+def _ensemble_default(name: str) -> Any:
+    """The default of an ensemble setting, from :class:`EnsembleConfig` itself (so --help cannot drift)."""
+    from dataclasses import fields
+
+    return next(f.default for f in fields(EnsembleConfig) if f.name == name)
 
 
 def _system_parameters() -> str:
@@ -129,6 +139,8 @@ def _load_toml(path: str) -> dict[str, Any]:
 
 
 def _simulate_config(args: argparse.Namespace) -> EnsembleConfig:
+    if args.n_steps is not None and args.t_end is not None:
+        raise ValueError("give --n-steps or --t-end, not both")
     raw: dict[str, Any] = _load_toml(args.config) if args.config else {}
     raw = dict(raw)
     for key in ("system", "n_traj", "dt", "n_steps", "t_end", "seed", "method", "rtol", "atol"):
@@ -156,6 +168,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ValueError("no output file; give --output PATH (for example --output data/ensemble.h5)")
     if args.shards is None and (args.scheduler or args.workers):
         raise ValueError("--scheduler and --workers spread the work of --shards N; give --shards too")
+    replaced = Path(args.output).is_file()
     if args.shards is None:
         with _progress(config.n_traj, f"simulate {config.system}", args.quiet) as update:
             path = simulate_to_file(config, args.output, progress=update)
@@ -170,7 +183,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             with _progress(config.n_traj, f"simulate {config.system} ({args.shards} shards)", args.quiet) as update:
                 path = simulate_sharded(config, args.output, args.shards, client, progress=update)
     if not args.quiet:
-        print(f"wrote {path}" + (f" (one ensemble over {args.shards} shard files)" if args.shards else ""))
+        print(f"wrote {path}" + (f" (one ensemble over {args.shards} shard files)" if args.shards else "")
+              + (", replacing the file that was there" if replaced else ""))
     return 0
 
 
@@ -210,18 +224,20 @@ def describe(path: str) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.json:  # one JSON document: a list with one object per file
+        files = []
+        for path in args.files:
+            tr = read_trajectories(path)
+            files.append({"path": path, "system": tr.system, "method": tr.method, "n_traj": tr.n_traj,
+                          "n_steps": tr.n_steps, "dt": tr.dt, "state_names": tr.state_names,
+                          "drive_names": tr.drive_names, "attrs": tr.attrs,
+                          "params": {k: [float(np.min(v)), float(np.max(v))] for k, v in tr.params.items()}})
+        print(json.dumps(files, indent=2, default=str))
+        return 0
     for i, path in enumerate(args.files):
         if i:
             print()
-        if args.json:
-            tr = read_trajectories(path)
-            print(json.dumps({"path": path, "system": tr.system, "method": tr.method, "n_traj": tr.n_traj,
-                              "n_steps": tr.n_steps, "dt": tr.dt, "state_names": tr.state_names,
-                              "drive_names": tr.drive_names, "attrs": tr.attrs,
-                              "params": {k: [float(np.min(v)), float(np.max(v))] for k, v in tr.params.items()}},
-                             indent=2, default=str))
-        else:
-            print(describe(path))
+        print(describe(path))
     return 0
 
 
@@ -237,9 +253,13 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
 
 def _fractions(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(","))
+        fractions = tuple(float(v) for v in text.split(","))
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
+            raise ValueError
     except ValueError:
-        raise ValueError(f"--split {text!r} is not three comma-separated fractions, e.g. 0.7,0.15,0.15") from None
+        raise ValueError(f"--split {text!r} is not three non-negative fractions summing to 1, e.g. 0.7,0.15,0.15") \
+            from None
+    return fractions
 
 
 def _hold_out(text: str, params: dict) -> tuple[str, list[tuple[float, float]]]:
@@ -259,15 +279,19 @@ def _hold_out(text: str, params: dict) -> tuple[str, list[tuple[float, float]]]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import FeatureSpec, build_step_data, split_by_parameter, split_by_trajectory
-    from .models import build_model
+    from .models import build_model, check_model_path
 
-    tr = read_trajectories(args.data)
-    params = tuple(p for p in (args.parameters or "").split(",") if p)
-    spec = FeatureSpec(system=tr.system, observation=args.observation, drive=args.drive, parameters=params)
+    # Every setting and output path is checked before the data is read and the model trained.
     model = build_model(args.model, **_settings(args.set))
     if args.output is None:
         raise ValueError("no output file; give --output PATH ending in .keras")
-    check_output_path(args.output)
+    check_model_path(args.output)
+    if args.checkpoint_dir is not None:
+        _check_checkpoint_dir(args.checkpoint_dir)
+    fractions = _fractions(args.split)
+    tr = read_trajectories(args.data)
+    params = tuple(p for p in (args.parameters or "").split(",") if p)
+    spec = FeatureSpec(system=tr.system, observation=args.observation, drive=args.drive, parameters=params)
     data = build_step_data(tr, spec)
     if args.hold_out:
         # Generalisation: the test set is every trajectory whose parameter lies in a held-out interval.
@@ -276,12 +300,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if len(test_idx) == 0 or len(rest) < 2:
             raise ValueError(f"--hold-out {args.hold_out} leaves {len(rest)} trajectories to train on and "
                              f"{len(test_idx)} to test; widen or narrow the interval")
-        fractions = _fractions(args.split)
         part = split_by_trajectory(len(rest), (fractions[0] / (fractions[0] + fractions[1]),
                                                fractions[1] / (fractions[0] + fractions[1])), seed=args.split_seed)
         train_idx, val_idx = rest[part[0]], rest[part[1]]
     else:
-        train_idx, val_idx, test_idx = split_by_trajectory(tr.n_traj, _fractions(args.split),
+        train_idx, val_idx, test_idx = split_by_trajectory(tr.n_traj, fractions,
                                                            seed=args.split_seed)
     model.fit(data.take(train_idx), data.take(val_idx), verbose=0 if args.quiet else 2,
               checkpoint_dir=args.checkpoint_dir)
@@ -294,6 +317,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"trained {args.model} on {len(train_idx)} trajectories in {model.fit_seconds_:.1f} s {losses}; "
               f"wrote {path}")
     return 0
+
+
+def _check_checkpoint_dir(text: str) -> None:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--checkpoint-dir '{path}' is a file; give a directory (it is created if missing)")
+    parent = path if path.is_dir() else path.parent
+    if not parent.is_dir():
+        raise ValueError(f"--checkpoint-dir '{path}': directory '{parent}' does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--checkpoint-dir '{path}': directory '{parent}' is not writable")
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
@@ -331,12 +365,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     names = rows[0]["components"]
+    width = max(len("file"), *(len(r["file"]) for r in rows)) + 2
     head = "".join(f"{'RMSE ' + n:>12}" for n in names) + "".join(f"{'NRMSE ' + n:>12}" for n in names)
-    print(f"{'model':<12}{'traj':>5}{'diverged':>9}{head}{'max err':>11}{'valid time / horizon':>22}")
+    print(f"{'file':<{width}}{'model':<12}{'traj':>5}{'diverged':>9}{head}{'max err':>11}"
+          f"{'valid time / horizon':>22}")
     for r in rows:
         cells = "".join(f"{v:>12.3e}" for v in r["rmse"]) + "".join(f"{v:>12.3e}" for v in r["nrmse"])
-        print(f"{r['model']:<12}{r['n_traj']:>5}{r['diverged']:>9}{cells}{max(r['max_error']):>11.2e}"
-              f"{r['valid_time_median']:>13.1f} / {r['horizon']:<6.1f}")
+        print(f"{r['file']:<{width}}{r['model']:<12}{r['n_traj']:>5}{r['diverged']:>9}{cells}"
+              f"{max(r['max_error']):>11.2e}{r['valid_time_median']:>13.1f} / {r['horizon']:<6.1f}")
     print(f"(over the closed-loop steps; NRMSE = RMSE / std in time of the true signal; valid time = median time "
           f"until the error first exceeds {rows[0]['valid_fraction']:g} of the signal's range, out of the horizon)")
     return 0
@@ -418,9 +454,29 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
                        help="worker processes of the local cluster (default: one per core)")
 
 
+def _version() -> str:
+    from simulators.trajectory_file import software_versions
+
+    return software_versions()["physrnn"]
+
+
+class _Subcommands:
+    """``add_subparsers`` whose every command also takes the common options (``--verbose``)."""
+
+    def __init__(self, action, common: argparse.ArgumentParser) -> None:
+        self._action, self._common = action, common
+
+    def add_parser(self, name: str, **kwargs):
+        return self._action.add_parser(name, parents=[self._common], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="physrnn", description="Exact physics, learned time-step updates, honest comparisons.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"physrnn {_version()}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's own log (start-up notices, retracing warnings)")
+    sub = _Subcommands(parser.add_subparsers(dest="command", required=True, parser_class=_Parser), common)
 
     sim = sub.add_parser(
         "simulate", help="generate an ensemble of exact (or integrated) trajectories into an HDF5 file",
@@ -435,10 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--n-steps", type=int, metavar="N", help="number of output times, t = 0 included")
     sim.add_argument("--t-end", metavar="T", help="final time (a whole number of dt), or 'auto' where the system "
                                                   "defines it (the eigen flow)")
-    sim.add_argument("--seed", type=int, help="root seed of every random draw")
-    sim.add_argument("--method", choices=METHODS, help="closed form (default), or an integrator")
-    sim.add_argument("--rtol", type=float, help="relative tolerance of the reference integrator")
-    sim.add_argument("--atol", type=float, help="absolute tolerance of the reference integrator")
+    sim.add_argument("--seed", type=int, help=f"root seed of every random draw (default {_ensemble_default('seed')})")
+    sim.add_argument("--method", choices=METHODS, help="the closed form, or an integrator (default "
+                                                       f"{_ensemble_default('method')})")
+    sim.add_argument("--rtol", type=float, help="relative tolerance of the reference integrator (default "
+                                                f"{_ensemble_default('rtol'):g})")
+    sim.add_argument("--atol", type=float, help="absolute tolerance of the reference integrator (default "
+                                                f"{_ensemble_default('atol'):g})")
     sim.add_argument("--param", action="append", metavar="NAME=SPEC", help="a parameter spec (repeatable)")
     sim.add_argument("--output", "-o", metavar="PATH", help="the HDF5 file to write")
     sim.add_argument("--shards", type=int, metavar="N",
@@ -467,8 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="known-drive features: for the oscillator cos/sin of the drive phase, F(t), or none "
                           "(default: the system's first, phase for the oscillator, none where there is no drive)")
     tra.add_argument("--parameters", metavar="NAMES", help="comma-separated physical parameters given as inputs")
-    tra.add_argument("--split", default="0.7,0.15,0.15", help="train,validation,test fractions of trajectories")
-    tra.add_argument("--split-seed", type=int, default=0, help="seed of the split")
+    tra.add_argument("--split", default="0.7,0.15,0.15",
+                     help="train,validation,test fractions of trajectories (default %(default)s)")
+    tra.add_argument("--split-seed", type=int, default=0, help="seed of the split (default %(default)s)")
     tra.add_argument("--hold-out", metavar="NAME=LO:HI",
                      help="test on the trajectories whose parameter lies in these intervals (generalisation); "
                           "train/validation split the rest by --split's first two fractions")
@@ -505,9 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
 
     stu = sub.add_parser("study", help="run a study: simulate, train, roll out, evaluate, report",
-                         description="Validate the study config, then run every stage, skipping those whose output "
-                                     "for the same inputs already exists under ROOT/cache (so an interrupted study "
-                                     "resumes). The report goes to ROOT/reports/NAME/.")
+                         description=textwrap.fill(
+                             "Validate the study config, then run every stage, skipping those whose output for the "
+                             "same inputs already exists under ROOT/cache (so an interrupted study resumes). The "
+                             "report goes to ROOT/reports/NAME/.", 100),
+                         epilog=_train_epilog().replace("--set NAME=VALUE, repeatable", "in [models.LABEL]", 1)
+                         .split("\n\nexample:")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     stu.add_argument("config", metavar="STUDY.toml")
     stu.add_argument("--root", default="data", help="where stage outputs and reports go (default data)")
     stu.add_argument("--quiet", "-q", action="store_true", help="no stage log")
@@ -536,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="rebuild a study's report from its stored results")
     rep.add_argument("config", metavar="STUDY.toml")
-    rep.add_argument("--root", default="data")
+    rep.add_argument("--root", default="data", help="where the study's outputs went (default %(default)s)")
     rep.set_defaults(func=cmd_report)
 
     ins = sub.add_parser("inspect", help="validate trajectory files and summarise what they hold",
@@ -547,22 +610,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``timeout``, batch schedulers and ``kill`` send), raised where the program is, so that every
+    writer's clean-up runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # The entry point configures the process: TensorFlow's start-up chatter off, before anything imports it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:  # the entry point configures the process, before anything imports TensorFlow
+        from ._quiet import quiet_tensorflow
+
+        quiet_tensorflow()
+    main_thread = threading.current_thread() is threading.main_thread()  # where a signal handler can be set
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+        return code
+    except BrokenPipeError:  # `physrnn inspect ... | head`: the reader left; say nothing, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, TypeError, TrajectoryFileError, OSError) as err:  # StudyConfigError is a ValueError
         if os.environ.get("PHYSRNN_DEBUG"):
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"physrnn {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"physrnn {args.command}: terminated (SIGTERM); no partial output was kept", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"physrnn {args.command}: interrupted; no partial output was kept", file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

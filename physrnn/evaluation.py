@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from simulators.system import get_system
-from simulators.trajectory_file import Trajectories, read_trajectories, write_trajectories
+from simulators.trajectory_file import Trajectories, fingerprint, read_trajectories, write_trajectories
 
 from .analysis import ANALYSES, analyse, applicable, headline
 from .data import StepData, build_step_data
@@ -140,10 +140,11 @@ class Scores:
                    groups={k: np.asarray(v, int) for k, v in t["groups"].items()})
 
 
-def score(pred: np.ndarray, true: np.ndarray, time: np.ndarray, *, system=None, components: tuple[str, ...],
+def score(*, true: np.ndarray, pred: np.ndarray, time: np.ndarray, system=None, components: tuple[str, ...],
           model: str = "", diverged: np.ndarray | None = None, valid_fraction: float = 0.1,
           steady_fraction: float = 1 / 3, groups: Mapping[str, np.ndarray] | None = None) -> Scores:
-    """Scores of closed-loop predictions ``pred`` against ``true`` (both (n_traj, n_steps, n_obs)) on ``time``.
+    """Scores of closed-loop predictions ``pred`` against ``true`` (both (n_traj, n_steps, n_obs)) on ``time``
+    (keyword-only, as every metric: see :mod:`physrnn.metrics`).
 
     ``system`` (the true system, one parameter set per trajectory; None for data given as arrays) decides
     which metrics apply and which physical analysis runs; ``components`` names the observed components.
@@ -151,7 +152,8 @@ def score(pred: np.ndarray, true: np.ndarray, time: np.ndarray, *, system=None, 
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     if not 0 < valid_fraction:
         raise ValueError(f"valid_fraction must be > 0, got {valid_fraction!r}")
-    per_trajectory = {name: metric.compute(pred, true, time, system=system, valid_fraction=valid_fraction)
+    per_trajectory = {name: metric.compute(true=true, pred=pred, time=time, system=system,
+                                           valid_fraction=valid_fraction)
                       for name, metric in METRICS.items() if metric.applies(system, components)}
     kind = system.physics_analysis(components) if system is not None else None
     physics, exact, applies = {}, {}, None
@@ -176,8 +178,8 @@ def evaluate(rollout: Rollout, data: StepData, *, valid_fraction: float = 0.1, s
     if rollout.observed.shape[0] != data.n_traj or n_steps > data.observed.shape[1]:
         raise ValueError(f"the rollout has {rollout.observed.shape[0]} trajectories of {n_steps} steps but the data "
                          f"{data.n_traj} of {data.observed.shape[1]}; evaluate a rollout on the data it came from")
-    return score(rollout.observed[:, c:], data.observed[:, c:n_steps], rollout.time[c:], system=data.system,
-                 components=data.state_names, model=model, diverged=rollout.diverged,
+    return score(true=data.observed[:, c:n_steps], pred=rollout.observed[:, c:], time=rollout.time[c:],
+                 system=data.system, components=data.state_names, model=model, diverged=rollout.diverged,
                  valid_fraction=valid_fraction, steady_fraction=steady_fraction, groups=groups)
 
 
@@ -199,8 +201,10 @@ def write_rollout(rollout: Rollout, truth: Trajectories, truth_file: str | os.Pa
     """Write a rollout of trajectories ``index`` of ``truth`` in the trajectory schema.
 
     The file's method is ``rollout:KIND``; ``/params`` keeps the truth's parameters of those trajectories and
-    adds ``diverged``, ``diverged_at`` and ``source_trajectory``; its attributes name the truth and model files
-    and the context, so :func:`evaluate_rollout` can score it from the file alone.
+    adds ``diverged``, ``diverged_at`` and ``source_trajectory``; its attributes name the truth file (absolute
+    path) with a fingerprint of the trajectories rolled out on (:func:`simulators.trajectory_file.fingerprint`),
+    the model file and the context, so :func:`evaluate_rollout` can score it from the file alone, from any
+    directory, and refuses a truth file that changed since.
     """
     index = np.asarray(index, dtype=int)
     params = {k: v[index] for k, v in truth.params.items()}
@@ -211,7 +215,9 @@ def write_rollout(rollout: Rollout, truth: Trajectories, truth_file: str | os.Pa
                        method=f"rollout:{kind}",
                        attrs={"seed": truth.attrs.get("seed", 0), "config": truth.attrs.get("config", {}),
                               "model_file": str(Path(model_file).resolve()) if model_file else "",
-                              "truth_file": str(truth_file), "context": rollout.context, "selection": selection,
+                              "truth_file": str(Path(truth_file).resolve()),
+                              "truth_fingerprint": fingerprint(truth, index, len(rollout.time)),
+                              "context": rollout.context, "selection": selection,
                               "bound": rollout.bound, "seconds": rollout.seconds})
     return write_trajectories(path, out)
 
@@ -233,14 +239,23 @@ def evaluate_rollout(path: str | os.PathLike, valid_fraction: float = 0.1, *, tr
     of trajectories in the rollout.
     """
     rolled = _rollout_file(path)
+    truth_file = rolled.attrs["truth_file"]
     if truth is None:
-        truth = read_trajectories(rolled.attrs["truth_file"])
+        truth = read_trajectories(truth_file)
     index = rolled.params["source_trajectory"]
+    expected = rolled.attrs.get("truth_fingerprint")
+    if expected is None:
+        raise ValueError(f"'{path}' records no fingerprint of its truth (an older physrnn wrote it); roll the model "
+                         "out again with `physrnn rollout`")
+    if (index.max(initial=-1) >= truth.n_traj or truth.n_steps < rolled.n_steps
+            or fingerprint(truth, index, rolled.n_steps) != expected):
+        raise ValueError(f"the truth file '{truth_file}' no longer holds the trajectories '{path}' was rolled out "
+                         "on (it was regenerated or changed since); roll the model out again with `physrnn rollout`")
     c = int(rolled.attrs["context"])
     # The observed components are the first n_state of the truth's (full, or the position alone).
     true = truth.states[index][:, : rolled.n_steps][..., _observed_indices(truth, rolled.state_names)]
     system = get_system(rolled.system).from_params(rolled.params).broadcast(rolled.n_traj)
-    return score(rolled.states[:, c:], true[:, c:], rolled.time[c:], system=system,
+    return score(true=true[:, c:], pred=rolled.states[:, c:], time=rolled.time[c:], system=system,
                  components=tuple(rolled.state_names), model=rolled.method.split(":", 1)[1],
                  diverged=rolled.params["diverged"], valid_fraction=valid_fraction,
                  steady_fraction=steady_fraction, groups=groups)

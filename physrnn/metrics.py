@@ -5,6 +5,10 @@ time. Unless said otherwise a metric is computed per trajectory and state compon
 (pass the closed-loop part, e.g. ``pred[:, context:]``, to leave out the true context), and NaN in a
 prediction (a diverged rollout) propagates: a diverged trajectory has NaN error, never a small one.
 
+The truth and the prediction are keyword-only, ``rmse(true=..., pred=...)``: some metrics are not symmetric
+(``nrmse`` scales by the truth's spread, ``valid_time`` by its range), and a positional call in the other
+order (scikit-learn's is ``y_true, y_pred``) would change the value silently.
+
 =====================  =====================================================================================
 ``rmse``               :math:`\sqrt{\langle (\hat s - s)^2 \rangle_t}`
 ``nrmse``              RMSE divided by the standard deviation *in time* of the true signal (per trajectory
@@ -46,13 +50,13 @@ def _pair(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pred, true
 
 
-def rmse(pred: np.ndarray, true: np.ndarray, axis: int | tuple[int, ...] = -2) -> np.ndarray:
+def rmse(*, true: np.ndarray, pred: np.ndarray, axis: int | tuple[int, ...] = -2) -> np.ndarray:
     """Root-mean-square error over ``axis`` (default: time, giving one value per trajectory and component)."""
     pred, true = _pair(pred, true)
     return np.sqrt(np.mean((pred - true) ** 2, axis=axis))
 
 
-def nrmse(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+def nrmse(*, true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """RMSE over time divided by the true signal's standard deviation over time, shape (n_traj, n_state).
 
     A component that is constant in time has no scale to normalise by and gives NaN.
@@ -60,16 +64,16 @@ def nrmse(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     pred, true = _pair(pred, true)
     scale = np.std(true, axis=-2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(scale > 0, rmse(pred, true) / np.where(scale > 0, scale, 1.0), np.nan)
+        return np.where(scale > 0, rmse(true=true, pred=pred) / np.where(scale > 0, scale, 1.0), np.nan)
 
 
-def max_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+def max_error(*, true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Largest absolute error over time, shape (n_traj, n_state); NaN if the prediction has any NaN."""
     pred, true = _pair(pred, true)
     return np.max(np.abs(pred - true), axis=-2)
 
 
-def invariant_error(pred: np.ndarray, true: np.ndarray, invariant: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def invariant_error(*, true: np.ndarray, pred: np.ndarray, invariant: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Largest error of an invariant along the rollout relative to its largest true value, per trajectory.
 
     ``invariant`` maps states (n_traj, n_steps, n_state) to values (n_traj, n_steps), e.g. the oscillator's
@@ -81,7 +85,7 @@ def invariant_error(pred: np.ndarray, true: np.ndarray, invariant: Callable[[np.
     return np.max(np.abs(invariant(pred) - e_true), axis=-1) / np.max(np.abs(e_true), axis=-1)
 
 
-def valid_time(pred: np.ndarray, true: np.ndarray, time: np.ndarray, *, fraction: float = 0.1) -> np.ndarray:
+def valid_time(*, true: np.ndarray, pred: np.ndarray, time: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     """Time until the error first exceeds ``fraction`` of the true signal's range, per trajectory.
 
     The range is max − min of each true component over the horizon given; the first step at which any
@@ -238,8 +242,9 @@ class Metric:
     label : str
         Its heading in tables.
     compute : callable
-        ``compute(pred, true, time, system=..., valid_fraction=...)`` on the closed-loop steps, returning one
-        value per trajectory, ndarray (n_traj,), or per trajectory and component, (n_traj, n_obs).
+        ``compute(true=..., pred=..., time=..., system=..., valid_fraction=...)`` (always called by keyword) on the
+        closed-loop steps, returning one value per trajectory, ndarray (n_traj,), or per trajectory and
+        component, (n_traj, n_obs).
     better : {"min", "max"}
         Which way is better (targets bound it from that side; sweeps rank by it).
     aggregate : {"mean", "max", "median"}
@@ -280,8 +285,8 @@ def register_metric(metric: Metric) -> Metric:
     return metric
 
 
-def _valid_periods(pred, true, time, *, system, valid_fraction):
-    return valid_time(pred, true, time, fraction=valid_fraction) / system.characteristic_period()
+def _valid_periods(*, true, pred, time, system, valid_fraction):
+    return valid_time(true=true, pred=pred, time=time, fraction=valid_fraction) / system.characteristic_period()
 
 
 #: Benettin's average for λ1 runs over this many characteristic periods after a tenth as many of transient
@@ -304,26 +309,27 @@ def attractor_exponent(system, starts: np.ndarray, t0: float) -> LyapunovEstimat
     return _EXPONENTS[key]
 
 
-def _valid_lyapunov_times(pred, true, time, *, system, valid_fraction):
+def _valid_lyapunov_times(*, true, pred, time, system, valid_fraction):
     exponent = attractor_exponent(system, true[:, 0], time[0]).exponent
     with np.errstate(invalid="ignore"):
-        return np.where(exponent > 0, valid_time(pred, true, time, fraction=valid_fraction) * exponent, np.nan)
+        return np.where(exponent > 0, valid_time(true=true, pred=pred, time=time, fraction=valid_fraction) * exponent, np.nan)
 
 
-def _energy(pred, true, time, *, system, valid_fraction):
-    return invariant_error(pred, true, system.invariants()["energy"])
+def _energy(*, true, pred, time, system, valid_fraction):
+    return invariant_error(true=true, pred=pred, invariant=system.invariants()["energy"])
 
 
 def _full_state(system, observed) -> bool:
     return system is not None and tuple(observed) == tuple(system.state_names)
 
 
-register_metric(Metric("rmse", "RMSE", lambda p, t, time, **_: rmse(p, t), per_component=True))
-register_metric(Metric("nrmse", "NRMSE", lambda p, t, time, **_: nrmse(p, t), per_component=True))
-register_metric(Metric("max_error", "max error", lambda p, t, time, **_: max_error(p, t), aggregate="max",
-                       per_component=True))
+register_metric(Metric("rmse", "RMSE", lambda *, true, pred, **_: rmse(true=true, pred=pred), per_component=True))
+register_metric(Metric("nrmse", "NRMSE", lambda *, true, pred, **_: nrmse(true=true, pred=pred), per_component=True))
+register_metric(Metric("max_error", "max error", lambda *, true, pred, **_: max_error(true=true, pred=pred),
+                       aggregate="max", per_component=True))
 register_metric(Metric("valid_time", "valid time",
-                       lambda p, t, time, *, valid_fraction, **_: valid_time(p, t, time, fraction=valid_fraction),
+                       lambda *, true, pred, time, valid_fraction, **_: valid_time(true=true, pred=pred, time=time,
+                                                                                  fraction=valid_fraction),
                        better="max", aggregate="median"))
 register_metric(Metric("valid_periods", "valid periods", _valid_periods, better="max", aggregate="median",
                        applies=lambda system, observed: system is not None

@@ -11,11 +11,12 @@ import csv
 import html
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from simulators.trajectory_file import temporary_path
 
 from .analysis import ANALYSES
 from .figures import colour_map, draw_figures, new_figure, png_bytes
@@ -114,9 +115,13 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Write ``data`` to a temporary name beside ``path`` and rename it: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two processes writing one path never share a tmp
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    tmp.replace(path)
+    tmp = temporary_path(path)  # two processes writing one path never share a tmp
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -142,6 +147,7 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
     metrics = {"summary": result["summary"], "physics_exact": result.get("physics_exact"),
                "groups": result.get("groups", {}), "runs": runs}
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    write_atomic(out / "metrics.csv", tidy_metrics(result["rows"]))
     write_atomic(out / "config.json", json.dumps(result["config"], indent=2))
     write_atomic(out / "study.log", "\n".join(result.get("log", [])) + "\n")
     tables = [("Summary", _summary_table(result), None)]
@@ -172,9 +178,7 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
                        "Each target set in the study config, checked on the model's worst seed (and worst "
                        "component); a diverged seed fails. Missed by: the factor between the worst seed and the "
                        "bound."))
-    reproduce = f"physrnn study {study_file}" if study_file else "physrnn study studies/NAME.toml"
-    if root is not None and str(root) != "data":
-        reproduce += f" --root {root}"
+    reproduce = f"physrnn study {study_file or 'studies/NAME.toml'} --root {root if root is not None else 'data'}"
     notes = ("Scores are over the closed-loop steps of the test trajectories (after the true context), mean ± std "
              "over seeds. NRMSE = RMSE / standard deviation in time of the true signal. Valid time = time until "
              f"the error first exceeds {result['config']['rollout']['valid_fraction']:g} of the true signal's range "
@@ -190,9 +194,40 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
     facts = [("Reproduce", f"`{reproduce}`"), ("Training data", f"`{result['train_file']}`"),
              ("Test data", f"`{result['test_file']}`"),
              *_truth_facts(result.get("truth", {})),
-             ("Resolved config", "`config.json`; log: `study.log`; every metric: `metrics.json`, `metrics.csv`")]
+             ("Resolved config", "`config.json`; log: `study.log`; every metric: `metrics.json`, and "
+                                 "`metrics.csv` (one row per model, seed, group, metric and component); these "
+                                 "tables: `tables.csv`")]
     return write_pages(out, f"Study: {result['study']}", result["description"], tables, figures, facts, result,
-                       csv_name="metrics.csv")
+                       csv_name="tables.csv")
+
+
+#: The columns of metrics.csv: one row per model, seed, group of test trajectories ("" for all), metric and
+#: state component ("" for a figure of the whole state); ``value`` is a number (NaN where a rollout diverged).
+TIDY_COLUMNS = ("model", "kind", "seed", "group", "metric", "component", "value")
+
+
+def tidy_metrics(rows: list[dict[str, Any]]) -> str:
+    """Every run's summary figures as a tidy CSV (:data:`TIDY_COLUMNS`), which ``pandas.read_csv`` reads as is."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TIDY_COLUMNS)
+    keys = [m.key for m in METRICS.values()]
+
+    def emit(run: dict[str, Any], group: str, figures: dict[str, Any], extra: tuple[str, ...] = ()) -> None:
+        named = [(k, figures[k]) for k in (*keys, *extra) if k in figures]
+        named += [(k, v) for k, v in figures.get("physics", {}).items() if k != "kind"]
+        for metric, value in named:
+            values = value if isinstance(value, list) else [value]
+            components = run["components"] if isinstance(value, list) else [""]
+            for component, v in zip(components, values):
+                writer.writerow([run["label"], run["kind"], "" if run["seed"] is None else run["seed"], group,
+                                 metric, component, repr(float(v))])
+
+    for run in rows:
+        emit(run, "", run, extra=("diverged", "fit_seconds"))
+        for group, figures in run.get("groups", {}).items():
+            emit(run, group, figures)
+    return buf.getvalue()
 
 
 def _diagnostics_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:

@@ -26,16 +26,14 @@ from .figures import FigureInputs, collect_figures
 from .metrics import attractor_exponent
 from .models import load_model, model_class, model_config
 from .results import RunResult, StudyResult, TargetCheck
-from .study import DataFile, ModelEntry, StudyConfig, load_study, stage_key, study_from_dict, target_metrics
+from .study import (DataFile, ModelEntry, StudyConfig, baseline_settings, load_study, stage_key, study_from_dict,
+                    target_metrics)
 
 __all__ = ["check_targets", "data_key", "truth_facts", "model_key", "prepare_data", "rollout_key", "run_study"]
 
 
 def _entries(study: StudyConfig) -> list[ModelEntry]:
-    # Under position-only observation the linear baseline sees two past positions: one position cannot fix
-    # the state, two do (and the map is exact for a linear system), so window 1 would be a strawman.
-    linear = {"window": 2} if study.features.observation == "position" else {}
-    baselines = [ModelEntry(label=b, kind=b, settings=linear if b == "linear" else {}) for b in study.baselines]
+    baselines = [ModelEntry(label=b, kind=b, settings=baseline_settings(b, study.features)) for b in study.baselines]
     return baselines + list(study.models)
 
 

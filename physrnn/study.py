@@ -66,8 +66,8 @@ from .data import FeatureSpec
 from .evaluation import all_figures, summary_figures
 from .models.configs import model_config, model_kinds
 
-__all__ = ["BASELINES", "DataFile", "ModelEntry", "StudyConfig", "StudyConfigError", "load_study", "stage_key",
-           "target_metrics"]
+__all__ = ["BASELINES", "DataFile", "ModelEntry", "StudyConfig", "StudyConfigError", "baseline_settings", "load_study",
+           "stage_key", "target_metrics"]
 
 
 def target_metrics() -> dict[str, str]:
@@ -96,6 +96,7 @@ class DataFile:
     dt: float
     n_traj: int
     fingerprint: str
+    n_steps: int = 0
 
     @classmethod
     def open(cls, path: str | Path) -> DataFile:
@@ -110,7 +111,7 @@ class DataFile:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         return cls(path=str(p.resolve()), system=tr.system, dt=float(tr.dt), n_traj=tr.n_traj,
-                   fingerprint=digest.hexdigest())
+                   fingerprint=digest.hexdigest(), n_steps=tr.n_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.path}
@@ -179,6 +180,22 @@ class StudyConfig:
             **({"targets": {label: {metric: bound for lab, metric, bound in self.targets if lab == label}
                             for label in dict.fromkeys(t[0] for t in self.targets)}} if self.targets else {}),
         }
+
+
+def baseline_settings(kind: str, features: FeatureSpec) -> dict[str, Any]:
+    """A baseline's settings in a study with these features. Under position-only observation the linear
+    baseline sees two past positions: one position cannot fix the state, two do (and the map is exact for a
+    linear system), so window 1 would be a strawman."""
+    return {"window": 2} if kind == "linear" and features.observation == "position" else {}
+
+
+def _n_steps(ensemble: EnsembleConfig | DataFile) -> int | None:
+    """The number of times of an ensemble, where known without solving it (not for ``t_end = "auto"``)."""
+    if isinstance(ensemble, DataFile):
+        return ensemble.n_steps or None
+    if ensemble.n_steps is not None:
+        return ensemble.n_steps
+    return None if ensemble.t_end == "auto" else round(ensemble.t_end / ensemble.dt) + 1
 
 
 def stage_key(stage: str, *inputs: Any) -> str:
@@ -298,6 +315,18 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
     context = rollout.get("context")
     if context is not None and (isinstance(context, bool) or not isinstance(context, int) or context < 1):
         raise _fail(where, f"[rollout] context must be an integer >= 1, got {context!r}")
+    n_test = _n_steps(ensembles["test"])
+    entries = [(b, model_config(b, **baseline_settings(b, spec))) for b in baselines]
+    entries += [(m.label, model_config(m.kind, **m.settings)) for m in models]
+    for label, config in entries:  # each rollout's context, checked now rather than after simulating
+        least = getattr(config, "min_context", 1)  # a config says how many true states its model starts from
+        start = context if context is not None else least
+        if start < least:
+            raise _fail(where, f"[rollout] context = {context} is less than model {label}'s minimum {least} (its "
+                               "window or washout); raise it or leave it out")
+        if n_test is not None and start >= n_test:
+            raise _fail(where, f"[rollout] context {start} (model {label}) leaves no closed-loop step of the test "
+                               f"trajectories' {n_test} steps; lengthen [test] or shorten the context")
     valid_fraction = rollout.get("valid_fraction", 0.1)
     if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or valid_fraction <= 0:
         raise _fail(where, f"[rollout] valid_fraction must be a number > 0, got {valid_fraction!r}")

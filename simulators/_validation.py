@@ -5,7 +5,34 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["as_real_array", "check_finite", "check_bounds", "check_time_grid"]
+__all__ = ["as_real_array", "check_finite", "check_bounds", "check_memory", "check_time_grid", "physical_memory"]
+
+
+def physical_memory() -> int:
+    """This machine's physical memory in bytes (0 where the platform does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000:
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} EB"
+
+
+def check_memory(needed: float, what: str, fix: str) -> None:
+    """Refuse, in one line giving the size, work whose arrays alone would not fit in this machine's memory
+    (rather than meet a NumPy or TensorFlow allocation error, or the kernel's OOM killer, after minutes)."""
+    total = physical_memory()
+    if total and needed > total:
+        raise ValueError(f"{what} needs about {_bytes(needed)} of memory, more than this machine's "
+                         f"{_bytes(total)}; {fix}")
 
 
 def _first_bad(array: np.ndarray, bad: np.ndarray) -> str:

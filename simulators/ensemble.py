@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import h5py
 import numpy as np
 
+from ._validation import check_memory
 from .integrate import METHODS, REFERENCE_ATOL, REFERENCE_RTOL, solve
 from .params import EnsembleParams, ParamSpec, finite_number, reject_unknown
 from .system import PhysicalSystem, get_system, system_names
@@ -123,9 +124,25 @@ class EnsembleConfig:
             if t_end <= 0:
                 raise ValueError(f"t_end = {self.t_end!r} must be > 0")
             ratio = t_end / dt
-            if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
+            if ratio < 1e15 and abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
                 raise ValueError(f"t_end = {t_end!r} is not a whole number of steps dt = {dt!r}; "
                                  "adjust one or give n_steps")
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Refuse, before any work, an ensemble whose arrays cannot fit in memory: the time grid, one batch of at
+        least one trajectory with the solver's work arrays (about five series of two components), and the
+        sampled parameters and initial states of every trajectory (about 16 numbers each)."""
+        if self.n_steps is not None:
+            steps = float(self.n_steps)
+        elif self.t_end == "auto":
+            return  # known once the ensemble is sampled; the system bounds it
+        else:
+            steps = float(self.t_end) / float(self.dt) + 1
+        what = (f"the ensemble ({self.n_traj} trajectories of {steps:.4g} times"
+                + (f", dt = {self.dt:g} up to t_end = {self.t_end:g}" if self.n_steps is None else "") + ")")
+        check_memory(8.0 * (11 * steps + 16 * float(self.n_traj)), what,
+                     "use fewer trajectories or steps")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "params"}
@@ -220,13 +237,37 @@ def _batches(config: EnsembleConfig, batch_size: int | None, block: slice | None
         for start, stop in zip(cuts[:-1], cuts[1:]):
             index = slice(start, stop)
             part = system.take(index)
-            states = solve(part, x0[index], time, method=config.method, rtol=config.rtol, atol=config.atol)
+            with np.errstate(all="ignore"):  # an overflow is reported below, naming the trajectory's parameters
+                states = solve(part, x0[index], time, method=config.method, rtol=config.rtol, atol=config.atol)
+            _check_finite(part, x0[index], states, time, start)
             if certificate is not None:
                 certificate.add(part, x0[index], states)
             drive = part.drive(time) if system.is_driven else None
             yield index, states, drive
 
     return system, x0, time, solve_batches(), certificate
+
+
+def _check_finite(part: PhysicalSystem, x0: np.ndarray, states: np.ndarray, time: np.ndarray, start: int) -> None:
+    """Refuse an ensemble whose solution is not finite (parameters beyond double precision's range), naming
+    the first such trajectory's parameters: the largest in magnitude first, the likely culprit."""
+    bad = ~np.isfinite(states).all(axis=(1, 2))
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    step = int(np.argmax(~np.isfinite(states[i]).all(axis=-1)))
+    values = {k: np.asarray(v)[i] for k, v in part.params().items()}
+    values.update(x0=x0[i])
+    size = {k: float(np.max(np.abs(v))) if np.size(v) else 0.0 for k, v in values.items()}
+
+    def text(v) -> str:
+        v = np.asarray(v, dtype=float)
+        return f"{float(v):.4g}" if v.ndim == 0 else "[" + ", ".join(f"{x:.4g}" for x in v.ravel()) + "]"
+
+    named = ", ".join(f"{k} = {text(values[k])}" for k in sorted(values, key=lambda k: -size[k]))
+    raise ValueError(f"the solution is not finite for trajectory {start + i}"
+                     f" from t = {time[step]:g}, with {named}; these values overflow double "
+                     "precision: choose smaller magnitudes (and dt, t_end to match)")
 
 
 def _provenance(config: EnsembleConfig, system, x0: np.ndarray) -> tuple[dict, dict]:

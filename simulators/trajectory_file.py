@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from glob import escape as glob_escape
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,6 +32,9 @@ __all__ = [
     "Trajectories",
     "TrajectoryWriter",
     "check_output_path",
+    "fingerprint",
+    "temporary_path",
+    "nonfinite_problem",
     "read_trajectories",
     "software_versions",
     "write_trajectories",
@@ -43,7 +47,32 @@ _COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
 
 
 class TrajectoryFileError(ValueError):
-    """A trajectory file is missing, unreadable, truncated, foreign, or of an unsupported schema."""
+    """A trajectory file is missing, unreadable, truncated, foreign, of an unsupported schema, or holds values
+    that are not finite where the schema allows none."""
+
+
+#: A rollout file flags trajectories that diverged in ``/params/diverged_at`` (the first step of divergence, −1
+#: if none): their states are NaN from that step on, by design. Everywhere else every value must be finite.
+DIVERGED_AT = "diverged_at"
+
+
+def nonfinite_problem(states: np.ndarray, time: np.ndarray, diverged_at: np.ndarray | None = None,
+                      name: str = "states", offset: int = 0) -> str | None:
+    """What is not finite in ``states`` (n_traj, n_steps, n) outside the steps flagged as diverged, in words
+    (``"3 of 10 trajectories, the first (trajectory 4) from t = 0.05"``), or None if nothing is."""
+    states = np.asarray(states)
+    bad = ~np.isfinite(states).all(axis=-1) if states.ndim == 3 else ~np.isfinite(states)
+    if diverged_at is not None:
+        flagged = np.asarray(diverged_at)
+        flagged = np.where(flagged >= 0, flagged, bad.shape[1])
+        bad &= np.arange(bad.shape[1])[None, :] < flagged[:, None]
+    rows = bad.reshape(bad.shape[0], -1).any(axis=1)
+    if not rows.any():
+        return None
+    first = int(np.argmax(rows))
+    step = int(np.argmax(bad[first].reshape(bad.shape[1], -1).any(axis=1)))
+    return (f"{name}: {int(rows.sum())} of {len(rows)} trajectories hold NaN or inf, the first (trajectory "
+            f"{first + offset}) from t = {time[step]:g}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +136,23 @@ def _uniform_step(time: np.ndarray) -> float:
     return float(dt) if np.allclose(steps, dt, rtol=1e-9, atol=0) else float("nan")
 
 
+def fingerprint(trajectories: Trajectories, index: np.ndarray | None = None, n_steps: int | None = None) -> str:
+    """SHA-256 of the data of trajectories ``index`` (default: all) over their first ``n_steps`` times: the
+    times, state names, states and drive, as float64 bytes. Two files with equal fingerprints hold the same
+    trajectories to the bit; a file regenerated with other settings does not."""
+    import hashlib
+
+    tr = trajectories
+    index = np.arange(tr.n_traj) if index is None else np.asarray(index, dtype=int)
+    steps = slice(0, tr.n_steps if n_steps is None else int(n_steps))
+    h = hashlib.sha256()
+    h.update(json.dumps([list(tr.state_names), list(tr.drive_names)]).encode())
+    for part in (tr.time[steps], tr.states[index, steps], None if tr.drive is None else tr.drive[index, steps]):
+        if part is not None:
+            h.update(np.ascontiguousarray(part, dtype="<f8").tobytes())
+    return h.hexdigest()
+
+
 def software_versions() -> dict[str, str]:
     """Versions of what produced a file or a result, recorded for reproducibility."""
     from importlib.metadata import PackageNotFoundError, version
@@ -143,6 +189,30 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return p
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def temporary_path(path: str | os.PathLike, suffix: str = "") -> Path:
+    """The temporary name ``path`` is written under before its rename, ``.NAME.PID.tmp`` + ``suffix`` beside it.
+
+    Temporaries of the same output left by processes that no longer run (killed with SIGKILL, or a machine that
+    went down) are removed first, so they do not pile up: an ensemble's can be hundreds of megabytes."""
+    path = Path(path)
+    prefix = f".{path.name}."
+    for stale in path.parent.glob(f"{glob_escape(prefix)}*.tmp*"):
+        pid = stale.name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
+    return path.with_name(f"{prefix}{os.getpid()}.tmp{suffix}")
+
+
 def _scale(group: h5py.Group, name: str, data: np.ndarray, label: str, **attrs) -> h5py.Dataset:
     ds = group.create_dataset(name, data=data)
     for k, v in attrs.items():
@@ -177,14 +247,20 @@ class TrajectoryWriter:
         sources: list[tuple[str, slice]] | None = None,
     ) -> None:
         """``sources``: for a virtual ensemble, (trajectory file relative to ``path``'s folder, its block of
-        trajectories) covering ``range(n_traj)`` in order; the series are then virtual and ``write`` is not used."""
+        trajectories) covering ``range(n_traj)`` in order; the series are then virtual and ``write`` is not used.
+
+        Every value written must be finite (a ``ValueError`` otherwise, and no file), except a rollout's states
+        from the step its ``/params/diverged_at`` flags (written before the states)."""
+        if not np.isfinite(np.asarray(time, dtype=np.float64)).all():
+            raise ValueError("the time grid holds NaN or inf; nothing was written")
         self.path = check_output_path(path)
         self._sources = sources
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._tmp = temporary_path(self.path)
         self._spec = dict(system=system, time=np.asarray(time, dtype=np.float64), n_traj=int(n_traj),
                           state_names=tuple(state_names), state_units=tuple(state_units), method=method,
                           drive_names=tuple(drive_names), attrs=dict(attrs or {}))
         self._file: h5py.File | None = None
+        self._diverged_at: np.ndarray | None = None
 
     def __enter__(self) -> TrajectoryWriter:
         s = self._spec
@@ -244,6 +320,10 @@ class TrajectoryWriter:
             if value.ndim == 0 or value.shape[0] != n_traj:
                 raise ValueError(f"parameter '{name}' has shape {value.shape}; its first dimension must be "
                                  f"n_traj = {n_traj}")
+            if value.dtype.kind in "fc" and not np.isfinite(value).all():
+                raise ValueError(f"parameter '{name}' holds NaN or inf; give finite values")
+            if name == DIVERGED_AT:
+                self._diverged_at = value
             chunks = (min(n_traj, max(1, 2**16 // max(1, int(np.prod(value.shape[1:]))))),) + value.shape[1:]
             ds = group.create_dataset(name, data=value, chunks=chunks, **_COMPRESSION)
             ds.dims[0].label = "trajectory"
@@ -255,7 +335,14 @@ class TrajectoryWriter:
             self._file.attrs[k] = json.dumps(v) if isinstance(v, (dict, list)) else v
 
     def write(self, index: slice, states: np.ndarray, drive: np.ndarray | None = None) -> None:
-        """Write the trajectories ``index`` (a slice of the ensemble)."""
+        """Write the trajectories ``index`` (a slice of the ensemble); refuses NaN or inf (see ``__init__``)."""
+        flagged = None if self._diverged_at is None else self._diverged_at[index]
+        start = range(self._spec["n_traj"])[index].start
+        for name, values in (("states", states), ("drive", drive)):
+            problem = None if values is None else nonfinite_problem(
+                values, self._spec["time"], flagged if name == "states" else None, name, offset=start)
+            if problem:
+                raise ValueError(f"refusing to write '{self.path}': {problem}")
         self.states[index] = states
         if self.drive is not None:
             if drive is None:
@@ -388,6 +475,17 @@ def read_trajectories(path: str | os.PathLike) -> Trajectories:
                 raise TrajectoryFileError(
                     f"'{p}': /params/{name} has shape {ds.shape}; its first dimension must be n_traj = {n_traj}")
             params[name] = ds[()]
+        series, time = states[()], f["time"][()]
+        problems = [nonfinite_problem(values, time, params.get(DIVERGED_AT) if name == "states" else None, name)
+                    for name, values in (("states", series), ("drive", drive)) if values is not None]
+        problems += [f"params/{k}: holds NaN or inf" for k, v in params.items()
+                     if v.dtype.kind in "fc" and not np.isfinite(v).all()]
+        if not np.isfinite(time).all():
+            problems.append("time: holds NaN or inf")
+        problems = [q for q in problems if q]
+        if problems:
+            raise TrajectoryFileError(f"'{p}' holds non-finite values ({'; '.join(problems)}); regenerate it with "
+                                      "`physrnn simulate` (its config is in the file's 'config' attribute)")
         attrs = {}
         for key in f.attrs:
             if key in ("schema", "schema_version", "system", "method", "n_traj", "n_steps", "dt"):
@@ -398,8 +496,8 @@ def read_trajectories(path: str | os.PathLike) -> Trajectories:
             attrs[key] = value
         return Trajectories(
             system=_attr(f, "system"),
-            time=f["time"][()],
-            states=states[()],
+            time=time,
+            states=series,
             params=params,
             state_names=tuple(str(c) for c in states.attrs["components"]),
             state_units=tuple(str(c) for c in states.attrs["units"]),

@@ -22,13 +22,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import Rollout, StepModel, diverging, load_model
+from .base import Rollout, StepModel, check_model_path, diverging, load_model
 from .configs import (EchoStateConfig, LinearConfig, ModelKind, NoConfig, RecurrentConfig, describe_settings,
                       model_class, model_config, model_kind, model_kinds, register_model)
 
 __all__ = ["GRU", "LSTM", "EchoStateCell", "EchoStateConfig", "EchoStateNetwork", "EulerBaseline", "LinearConfig",
            "LinearFlowMap", "ModelKind", "NoConfig", "Persistence", "RK4Baseline", "RecurrentConfig",
-           "RecurrentStepModel", "Rollout", "SimpleRNN", "StepModel", "build_model", "describe_settings",
+           "RecurrentStepModel", "Rollout", "SimpleRNN", "StepModel", "build_model", "check_model_path",
+           "describe_settings",
            "diverging", "load_model", "model_class", "model_config", "model_kind", "model_kinds", "register_model",
            "ridge_readout"]
 

@@ -17,16 +17,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from simulators.trajectory_file import check_output_path, software_versions
+from simulators.trajectory_file import check_output_path, software_versions, temporary_path
 
 from ..data import FeatureSpec, StepData
 from .configs import NoConfig, model_class, model_kind, model_kinds
 
-__all__ = ["Rollout", "StepModel", "diverging", "load_model"]
+__all__ = ["Rollout", "StepModel", "check_model_path", "diverging", "load_model"]
 
 _FORMAT = "physrnn.model"
 _FORMAT_VERSION = 1
 _META = "physrnn.json"
+
+
+def check_model_path(path: str | os.PathLike) -> Path:
+    """Fail early, before any work, if ``path`` cannot take a model file (a writable ``NAME.keras``)."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"model files end in .keras, got '{path}'; for example '{path.with_suffix('.keras')}'")
+    return check_output_path(path)
 
 
 def diverging(xp, state, bound):
@@ -105,8 +113,8 @@ class StepModel(ABC):
     # -- what a subclass provides
     @property
     def min_context(self) -> int:
-        """The fewest true states a rollout needs before it runs closed-loop."""
-        return 1
+        """The fewest true states a rollout needs before it runs closed-loop (the config's ``min_context``)."""
+        return getattr(self.config, "min_context", 1)
 
     def _fit(self, train: StepData, validation: StepData | None, *, verbose: int | str, checkpoint_dir,
              callbacks) -> None:
@@ -224,11 +232,8 @@ class StepModel(ABC):
     def save(self, path: str | os.PathLike) -> Path:
         """Write a ``.keras`` file (the Keras network, if any, plus ``physrnn.json``), atomically."""
         self._check_fitted()
-        path = Path(path)
-        if path.suffix != ".keras":
-            raise ValueError(f"model files end in .keras, got '{path}'")
-        check_output_path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.keras")
+        path = check_model_path(path)
+        tmp = temporary_path(path, ".keras")
         try:
             network = self._network()
             if network is not None:

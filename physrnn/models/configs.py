@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from simulators._validation import check_memory
+
 __all__ = ["EchoStateConfig", "LinearConfig", "ModelKind", "NoConfig", "PRECISIONS", "RecurrentConfig",
            "describe_settings", "model_class", "model_config", "model_kind", "model_kinds", "register_model"]
 
@@ -118,6 +120,17 @@ class RecurrentConfig:
         if self.schedule not in ("cosine", "plateau"):
             raise ValueError(f"unknown schedule {self.schedule!r}; choose cosine or plateau")
         _check_precision(self.precision)
+        # Weights (and Adam's two moments and the gradient: four copies), from the recurrent kernels alone.
+        gates = {"simplernn": 1, "gru": 3, "lstm": 4}[self.cell]
+        weights = float(self.layers) * gates * float(self.units) * (float(self.units) + 1)
+        check_memory(4 * weights * np.dtype(self.precision).itemsize,
+                     f"units = {self.units} ({self.layers} {self.cell} layer(s), {weights:.3g} weights)",
+                     "choose fewer units")
+
+    @property
+    def min_context(self) -> int:
+        """The fewest true states a rollout starts from: one window."""
+        return self.window
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +191,14 @@ class EchoStateConfig:
         if not isinstance(self.input_to_readout, bool):
             raise TypeError(f"input_to_readout must be true or false, got {self.input_to_readout!r}")
         _check_precision(self.precision)
+        # The reservoir matrix is held dense, with the readout's normal equations of the same size.
+        check_memory(2 * 8 * float(self.units) ** 2, f"units = {self.units} (an echo-state reservoir)",
+                     "choose fewer units")
+
+    @property
+    def min_context(self) -> int:
+        """The fewest true states a rollout starts from: the washout, then one more."""
+        return self.washout + 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,10 +220,20 @@ class LinearConfig:
         _check_int("window", self.window, 1)
         _check_positive("ridge", self.ridge, allow_zero=True)
 
+    @property
+    def min_context(self) -> int:
+        """The fewest true states a rollout starts from: one window."""
+        return self.window
+
 
 @dataclass(frozen=True, kw_only=True)
 class NoConfig:
     """Physics baselines have nothing to set."""
+
+    @property
+    def min_context(self) -> int:
+        """A rollout starts from one true state."""
+        return 1
 
 
 def _check_precision(precision: str) -> None:

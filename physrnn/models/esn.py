@@ -73,10 +73,6 @@ class EchoStateNetwork(NetworkModel):
     kind = "esn"
     config_class = EchoStateConfig
 
-    @property
-    def min_context(self) -> int:
-        return self.config.washout + 1
-
     def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler) -> keras.Model:
         cfg, dtype = self.config, self.config.precision
         inp = keras.Input((None, n_in), dtype=dtype, name="inputs")

@@ -31,10 +31,6 @@ class LinearFlowMap(NetworkModel):
     kind = "linear"
     config_class = LinearConfig
 
-    @property
-    def min_context(self) -> int:
-        return self.config.window
-
     def _fit(self, train, validation, **options):
         w = self.config.window
         x, y = train.windows(w)

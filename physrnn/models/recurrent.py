@@ -175,10 +175,6 @@ class RecurrentStepModel(NetworkModel):
     def kind(self) -> str:  # type: ignore[override]
         return self.config.cell
 
-    @property
-    def min_context(self) -> int:
-        return self.config.window
-
     def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler, dt: float) -> keras.Model:
         cfg, dtype = self.config, self.config.precision
         inp = keras.Input((cfg.window, n_in), dtype=dtype, name="window")
@@ -221,7 +217,9 @@ class RecurrentStepModel(NetworkModel):
         trainer.compile(optimizer=keras.optimizers.Adam(rate, clipnorm=cfg.clipnorm or None))
         trainer(x[:1].astype(cfg.precision))  # built before fit: BackupAndRestore needs its variables
         if checkpoint_dir is not None:
-            # A killed training resumes from the last completed epoch when run again with the same directory.
+            # A killed training resumes from the last completed epoch when run again with the same directory
+            # (Keras removes the directory when training completes).
+            _claim_checkpoint(checkpoint_dir, self.kind, cfg, train, x, y)
             cbs.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir), delete_checkpoint=True))
         cbs += list(callbacks or [])
         history = trainer.fit(x.astype(cfg.precision), y.astype(cfg.precision), validation_data=None if val is None
@@ -242,6 +240,36 @@ class RecurrentStepModel(NetworkModel):
 
     def _step_jacobian(self, data, steps):
         return window_jacobian(self.network_, data, self.config.window, steps, self.dt_, self.config.precision)
+
+
+_CHECKPOINT_STAMP = "physrnn-checkpoint.json"
+
+
+def _claim_checkpoint(directory, kind: str, config: RecurrentConfig, train, x: np.ndarray, y: np.ndarray) -> None:
+    """Make ``directory`` this training's checkpoint directory, or refuse one left by another training.
+
+    The stamp holds a fingerprint of what determines the training (the model kind and settings, the features
+    and the training windows): Keras would otherwise restore another network's weights into this one, or fail
+    with a shape error about its variables."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    directory = Path(directory)
+    h = hashlib.sha256(json.dumps([kind, asdict(config), train.spec.to_config()], sort_keys=True).encode())
+    h.update(np.ascontiguousarray(x, "<f8").tobytes())
+    h.update(np.ascontiguousarray(y, "<f8").tobytes())
+    stamp = {"kind": kind, "fingerprint": h.hexdigest()}
+    path = directory / _CHECKPOINT_STAMP
+    if directory.is_dir() and any(directory.iterdir()):
+        found = json.loads(path.read_text()) if path.is_file() else None
+        if found != stamp:
+            what = f"a {found['kind']} training with other settings or data" if found else "files physrnn did not write"
+            raise ValueError(f"checkpoint directory '{directory}' holds {what}; give an empty or new directory, or "
+                             "delete it to start over")
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stamp))
 
 
 class SimpleRNN(RecurrentStepModel):

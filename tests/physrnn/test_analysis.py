@@ -5,6 +5,7 @@ import pytest
 
 from physrnn.analysis import analyse, applicable, groups_of, headline, rayleigh_error_trace
 from physrnn.evaluation import evaluate_rollout
+from simulators.trajectory_file import fingerprint
 from physrnn.metrics import METRICS, invariant_error
 from simulators import EigenFlow, LinearOscillator, random_symmetric, solve, steady_state_response
 from simulators.trajectory_file import Trajectories, write_trajectories
@@ -132,10 +133,10 @@ def test_energy_error_known_scaling():
     t = np.linspace(0, 20, 401)
     true = solve(osc, [[1.0, 0.0], [0.0, 2.0]], t)
     energy = osc.broadcast(2).invariants()["energy"]
-    assert (invariant_error(true, true, energy) == 0).all()
+    assert (invariant_error(true=true, pred=true, invariant=energy) == 0).all()
     # States scaled by 1 + ε have energy (1 + ε)² E: the largest error is at the largest energy, 2ε + ε².
     eps = 1e-3
-    np.testing.assert_allclose(invariant_error((1 + eps) * true, true, energy), 2 * eps + eps**2, rtol=1e-12)
+    np.testing.assert_allclose(invariant_error(true=true, pred=(1 + eps) * true, invariant=energy), 2 * eps + eps**2, rtol=1e-12)
     # The energy needs the whole state: the metric does not apply to the position alone.
     assert METRICS["energy_error"].applies(osc, ("x", "v")) and not METRICS["energy_error"].applies(osc, ("x",))
 
@@ -153,7 +154,8 @@ def test_evaluate_rollout_per_group(tmp_path):
                           params=params | {"diverged": np.zeros(3, bool), "diverged_at": np.full(3, -1),
                                            "source_trajectory": np.arange(3)},
                           state_names=("x", "v"), state_units=("L", "L/T"), method="rollout:test",
-                          attrs={"context": 10, "truth_file": "", "model_file": ""})
+                          attrs={"context": 10, "truth_file": "", "model_file": "",
+                                 "truth_fingerprint": fingerprint(truth)})
     path = write_trajectories(tmp_path / "r.h5", rolled)
     groups = groups_of("regime", params, system=osc)
     out = evaluate_rollout(str(path), truth=truth, groups=groups).to_dict()

@@ -1,6 +1,7 @@
 """The `physrnn` command: simulate and inspect, and one-line errors with exit status 2 for bad input."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -92,6 +93,17 @@ BAD = [
     (["simulate", "--config", "/nonexistent/x.toml"], r"config file '/nonexistent/x\.toml' does not exist"),
     (["simulate", "--system", "eigen", "--n-traj", "2", "--dt", "0.1", "--n-steps", "3",
       "--param", "matrix=values:1,2"], r"unknown spec|matrix must be"),
+    # Finite parameters whose solution overflows: refused, naming the culprit first, before a file exists.
+    (FLAGS + ["--param", "natural_frequency=1e200"], r"not finite for trajectory 0 .* with natural_frequency = 1e\+200,"),
+    (FLAGS + ["--param", "damping=1e308"], r"not finite for trajectory \d .* with damping = 1e\+308,"),
+    # Sizes beyond this machine's memory: one line giving the size, not a NumPy allocation traceback.
+    (FLAGS + ["--n-steps", "21"], r"give --n-steps or --t-end, not both"),
+    ([f for f in FLAGS if f not in ("--t-end", "2")] + ["--n-steps", "10000000000"], r"the ensemble \(5 trajectories of 1e\+10 times\) needs about 880 GB of "
+                                           r"memory, more than this machine's"),
+    (FLAGS + ["--n-traj", "10000000000"], r"the ensemble \(10000000000 trajectories of 21 times, dt = 0\.1 up to "
+                                          r"t_end = 2\) needs about 1\.28 TB of memory"),
+    (FLAGS + ["--dt", "1e-300"], r"the ensemble \(5 trajectories of 2e\+300 times, dt = 1e-300 up to t_end = 2\) "
+                                 r"needs about .* EB of memory"),
 ]
 
 
@@ -145,11 +157,22 @@ def _foreign(path):
         f["temperature"] = [1.0, 2.0]
 
 
+def _one_nan(path):
+    import h5py
+
+    main(FLAGS + ["-o", str(path)])
+    with h5py.File(path, "r+") as f:
+        f["states"][3, 7, 1] = np.nan
+
+
 @pytest.mark.parametrize("make,match", [
     (lambda p: p.write_bytes(b"not hdf5 at all"), r"is not a readable HDF5 file"),
     (lambda p: None, r"no such trajectory file"),
     (_truncated, r"is truncated"),
     (_foreign, r"is not a physrnn trajectory file"),
+    # The audit: inspect called a file valid with one state value set to NaN.
+    (_one_nan, r"holds non-finite values \(states: 1 of 5 trajectories hold NaN or inf, the first \(trajectory 3\) "
+               r"from t = 0\.7\)"),
 ])
 def test_inspect_bad_files(tmp_path, capsys, make, match):
     path = tmp_path / "f.h5"
@@ -275,3 +298,122 @@ def test_evaluate_scores_rollouts_against_their_truth(tmp_path, training_file, c
     assert rows["euler"]["rmse"][0] == pytest.approx(expected, rel=1e-12) and expected > 1e-3
     code, err = run_cli(["evaluate", str(training_file)], capsys)
     assert code == 2 and "holds exact trajectories, not a rollout" in err
+
+
+def test_evaluate_finds_its_truth_from_anywhere_and_refuses_a_changed_one(tmp_path, monkeypatch, capsys):
+    # The audit: a rollout stored its truth file as typed (relative), so evaluate failed from another directory,
+    # and a regenerated truth file was scored silently (RMSE 1e-15 became 0.43) or raised an IndexError.
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(work)
+    sim = ["simulate", "--system", "oscillator", "--n-traj", "8", "--dt", "0.05", "--t-end", "3", "--quiet",
+           "--param", "damping=0.3", "-o", "truth.h5"]
+    assert main(sim + ["--seed", "1"]) == 0
+    assert main(["train", "--data", "truth.h5", "--model", "linear", "--quiet", "-o", "lin.keras"]) == 0
+    assert main(["rollout", "--model", "lin.keras", "--data", "truth.h5", "--select", "all", "--quiet",
+                 "-o", "roll.h5"]) == 0
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["evaluate", "--json", str(work / "roll.h5")]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["rmse"][0] < 1e-10  # the linear map is exact here
+    monkeypatch.chdir(work)
+    for regenerate in (["--seed", "2"], ["--seed", "1", "--n-traj", "3"]):  # other data; fewer trajectories
+        assert main(sim + regenerate) == 0
+        code, err = run_cli(["evaluate", "roll.h5"], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"the truth file '{work / 'truth.h5'}' no longer holds the trajectories 'roll.h5' was rolled" in err
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    # The audit: SIGTERM (timeout, batch schedulers) during simulate left a hidden .NAME.PID.tmp of 70-100 MB.
+    import signal
+    import time
+
+    out = tmp_path / "big.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "physrnn.cli", "simulate", "--system", "oscillator", "--n-traj",
+                             "4000", "--dt", "0.01", "--n-steps", "20000", "--quiet", "-o", str(out)],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.h5.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be terminated; make it longer"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip() == "physrnn simulate: terminated (SIGTERM); no partial output was kept"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporaries_of_dead_processes_are_removed_on_the_next_run(tmp_path):
+    # SIGKILL cannot be caught: the next run for the same output removes what a dead process left behind.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale, stale_model = tmp_path / f".osc.h5.{dead}.tmp", tmp_path / f".m.keras.{dead}.tmp.keras"
+    running = tmp_path / f".osc.h5.{os.getppid()}.tmp"  # a process that still runs may still be writing
+    other = tmp_path / f".other.h5.{dead}.tmp"  # another output's: not this run's business
+    for path in (stale, stale_model, running, other):
+        path.write_bytes(b"x" * 1000)
+    assert main(FLAGS + ["-o", str(tmp_path / "osc.h5")]) == 0
+    assert not stale.exists() and running.exists() and other.exists()
+    assert main(["train", "--data", str(tmp_path / "osc.h5"), "--model", "euler", "--quiet", "--split", "0.6,0.2,0.2",
+                 "-o", str(tmp_path / "m.keras")]) == 0
+    assert not stale_model.exists()
+
+
+def test_version_and_help_from_the_configs(capsys):
+    from importlib.metadata import version
+
+    from physrnn.models.configs import RecurrentConfig
+    from simulators.integrate import REFERENCE_RTOL
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"physrnn {version('physrnn')}"
+    simulate = subprocess.run([sys.executable, "-m", "physrnn.cli", "simulate", "--help"], capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "root seed of every random draw (default 0)" in simulate
+    assert f"tolerance of the reference integrator (default {REFERENCE_RTOL:g})" in simulate
+    study = subprocess.run([sys.executable, "-m", "physrnn.cli", "study", "--help"], capture_output=True,
+                           text=True).stdout
+    assert f"units [{RecurrentConfig().units}]  Hidden units per layer." in study  # each setting: default, meaning
+
+
+def test_inspect_json_is_one_document_and_simulate_says_it_overwrites(tmp_path, capsys):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert main(FLAGS + ["-o", str(a)]) == 0 and main(FLAGS + ["-o", str(b)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "--json", str(a), str(b)]) == 0
+    files = json.loads(capsys.readouterr().out)
+    assert [f["path"] for f in files] == [str(a), str(b)] and files[0]["n_traj"] == 5
+    assert main([f for f in FLAGS if f != "--quiet"] + ["-o", str(a)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {a}, replacing the file that was there"
+
+
+def test_a_closed_pipe_is_silent(tmp_path):
+    path = tmp_path / "a.h5"
+    assert main(FLAGS + ["-o", str(path)]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "physrnn.cli", "inspect"] + [str(path)] * 2000,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith(f"{path}: oscillator ensemble")
+    proc.stdout.close()  # what `| head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == ""
+
+
+def test_tensorflow_says_nothing_unless_asked(tmp_path, training_file):
+    # The audit: every command importing TensorFlow printed 6-7 lines first, even before a config error.
+    cli = [sys.executable, "-m", "physrnn.cli"]
+    train = cli + ["train", "--data", str(training_file), "--model", "gru", "--set", "epochs=1", "--set", "units=4",
+                   "--quiet", "-o", str(tmp_path / "g.keras")]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run(train, capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout == ""
+    error = subprocess.run(cli + ["train", "--data", str(tmp_path / "none.h5"), "--model", "gru",
+                                  "-o", str(tmp_path / "x.keras")], capture_output=True, text=True, env=env)
+    assert error.returncode == 2 and error.stderr == f"physrnn train: error: no such trajectory file: " \
+                                                     f"'{tmp_path / 'none.h5'}'\n"
+    # --verbose hands TensorFlow its log back: whatever a bare import prints shows up again.
+    bare = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True, env=env)
+    verbose = subprocess.run(train + ["--verbose"], capture_output=True, text=True, env=env)
+    assert verbose.returncode == 0
+    assert all(line.split("]")[-1] in verbose.stderr for line in bare.stderr.splitlines())

@@ -217,7 +217,7 @@ def test_a_model_takes_its_settings_by_name_or_as_a_config(decay_model):
 
 
 # ------------------------------------------------------------------------------------------------ a new metric
-def _final_error(pred, true, time, **_):
+def _final_error(*, true, pred, **_):
     return np.abs(pred[:, -1] - true[:, -1])
 
 

@@ -25,7 +25,7 @@ def _run(label, seed, offset, *, diverge=False):
     pred[:, :, 0] += offset
     if diverge:
         pred[1, 5:] = np.nan
-    scores = score(pred, true, t, system=LinearOscillator().broadcast(2), components=("x", "v"), model=label)
+    scores = score(true=true, pred=pred, time=t, system=LinearOscillator().broadcast(2), components=("x", "v"), model=label)
     return RunResult(label=label, kind="esn", seed=seed, settings={}, scores=scores)
 
 
@@ -117,14 +117,27 @@ def test_every_number_in_the_summary_table_is_the_one_in_metrics_json(tmp_path):
             checked += 1
     # RMSE and NRMSE per component (x, v), max error, valid time, valid periods, energy error.
     assert checked == len(rows) * 8
-    # metrics.csv carries the same table, cell for cell.
+    # tables.csv carries the same table, cell for cell.
     import csv
 
-    with open(page.parent / "metrics.csv", newline="") as f:
+    with open(page.parent / "tables.csv", newline="") as f:
         table = list(csv.reader(f))
     start = table.index(["Summary"])
     assert table[start + 1] == head
     assert {row[0]: row for row in table[start + 2:start + 2 + len(rows)]} == rows
+    # metrics.csv is tidy: one row per model, seed, group, metric and component, every value a number, and the
+    # mean over seeds of each run's figure is the summary's.
+    with open(page.parent / "metrics.csv", newline="") as f:
+        tidy = list(csv.DictReader(f))
+    assert list(tidy[0]) == ["model", "kind", "seed", "group", "metric", "component", "value"]
+    values = [float(r["value"]) for r in tidy]  # raises if any is not a number
+    assert len(values) == len(tidy) and all(r["seed"] in ("", "0", "1") for r in tidy)
+    for label, s in summary.items():
+        for i, component in enumerate(s["components"]):
+            seeds = [float(r["value"]) for r in tidy if r["model"] == label and r["metric"] == "rmse"
+                     and r["component"] == component and r["group"] == ""]
+            assert len(seeds) == (2 if label == "esn" else 1)
+            assert np.mean(seeds) == pytest.approx(s["rmse_mean"][i], rel=1e-12)
 
 
 def _column(title: str, components: list[str]):

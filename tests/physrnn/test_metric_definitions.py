@@ -121,7 +121,7 @@ def test_every_registered_metric_has_a_known_answer():
 @pytest.mark.parametrize("name", sorted(KNOWN))
 def test_metric_known_answer(name):
     case = KNOWN[name]()
-    value = METRICS[name].compute(case["pred"], case["true"], case["time"], system=case.get("system"),
+    value = METRICS[name].compute(true=case["true"], pred=case["pred"], time=case["time"], system=case.get("system"),
                                   valid_fraction=case.get("valid_fraction", 0.1))
     # Each expected value is exact in binary arithmetic or rounding away from it (1e-12 relative), or says why not.
     np.testing.assert_allclose(value, case["expected"], rtol=case.get("rtol", 1e-12), atol=0)
@@ -133,8 +133,8 @@ def test_a_diverged_prediction_never_scores_well(name):
     case = KNOWN[name]()
     pred = case["pred"].copy()
     pred[0, 1] = np.nan
-    value = np.asarray(METRICS[name].compute(pred, case["true"], case["time"], system=case.get("system"),
-                                             valid_fraction=case.get("valid_fraction", 0.1)))
+    value = np.asarray(METRICS[name].compute(true=case["true"], pred=pred, time=case["time"],
+                                             system=case.get("system"), valid_fraction=case.get("valid_fraction", 0.1)))
     if METRICS[name].better == "min":
         assert np.isnan(value).all()
     else:

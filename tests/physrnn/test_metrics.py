@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from physrnn.evaluation import score
 from physrnn.metrics import damping_from_decay, eigen_errors, max_error, nrmse, rmse, steady_state, valid_time
 from simulators import EigenFlow, LinearOscillator, random_symmetric, solve, steady_state_response
 
@@ -17,19 +18,19 @@ def driven():
 
 def test_closed_form_against_itself_is_exact(driven):
     _, states = driven
-    assert (rmse(states, states) == 0).all() and (max_error(states, states) == 0).all()
-    assert (nrmse(states, states) == 0).all()
-    np.testing.assert_array_equal(valid_time(states, states, T), [40.0, 40.0])  # never leaves: the horizon
+    assert (rmse(true=states, pred=states) == 0).all() and (max_error(true=states, pred=states) == 0).all()
+    assert (nrmse(true=states, pred=states) == 0).all()
+    np.testing.assert_array_equal(valid_time(true=states, pred=states, time=T), [40.0, 40.0])  # never leaves: the horizon
 
 
 def test_known_offsets():
     true = np.zeros((1, 5, 2))
     true[0, :, 0] = [0, 1, 0, -1, 0]  # std sqrt(0.4), range 2
     pred = true + np.array([0.1, 0.0])
-    np.testing.assert_allclose(rmse(pred, true), [[0.1, 0.0]])
-    np.testing.assert_allclose(max_error(pred, true), [[0.1, 0.0]])
-    np.testing.assert_allclose(nrmse(pred, true)[0, 0], 0.1 / np.sqrt(0.4))
-    assert np.isnan(nrmse(pred, true)[0, 1])  # a constant component has no scale
+    np.testing.assert_allclose(rmse(true=true, pred=pred), [[0.1, 0.0]])
+    np.testing.assert_allclose(max_error(true=true, pred=pred), [[0.1, 0.0]])
+    np.testing.assert_allclose(nrmse(true=true, pred=pred)[0, 0], 0.1 / np.sqrt(0.4))
+    assert np.isnan(nrmse(true=true, pred=pred)[0, 1])  # a constant component has no scale
 
 
 def test_valid_time_is_the_first_exceedance():
@@ -39,7 +40,7 @@ def test_valid_time_is_the_first_exceedance():
     pred = true.copy()
     pred[0, 6:, 0] += 0.2  # exceeds 10% of the range from t = 6
     pred[1, 4:, 0] = np.nan  # a diverged rollout is invalid from its first NaN
-    np.testing.assert_array_equal(valid_time(pred, true, t, fraction=0.1), [6.0, 4.0])
+    np.testing.assert_array_equal(valid_time(true=true, pred=pred, time=t, fraction=0.1), [6.0, 4.0])
 
 
 def test_phase_shift_is_recovered(driven):
@@ -103,9 +104,24 @@ def test_norm_drift_is_the_largest_relative_change_either_way():
     np.testing.assert_allclose(eigen_errors(states, a).norm_drift, [0.1, 0.2], rtol=1e-12)
 
 
+def test_truth_and_prediction_are_named_never_positional():
+    # The audit: nrmse(pred, true) took the reverse of scikit-learn's (y_true, y_pred), and a swap changed the
+    # value silently (the truth's spread scales NRMSE). Every metric and score() now refuse positional arrays.
+    true = np.stack([np.cos(T), -np.sin(T)], axis=-1)[None]
+    pred = 2 * true
+    assert not np.allclose(nrmse(true=true, pred=pred), nrmse(true=pred, pred=true))  # the order matters
+    for fn in (rmse, nrmse, max_error):
+        with pytest.raises(TypeError, match=r"takes 0 positional arguments"):
+            fn(pred, true)
+    with pytest.raises(TypeError, match=r"takes 0 positional arguments"):
+        valid_time(pred, true, T)
+    with pytest.raises(TypeError, match=r"takes 0 positional arguments"):
+        score(pred, true, T, components=("x", "v"))
+
+
 def test_mismatched_shapes_are_rejected():
     with pytest.raises(ValueError, match=r"prediction of shape \(1, 3, 2\) and truth of shape \(1, 4, 2\) differ"):
-        rmse(np.zeros((1, 3, 2)), np.zeros((1, 4, 2)))
+        rmse(true=np.zeros((1, 4, 2)), pred=np.zeros((1, 3, 2)))
 
 
 def test_valid_lyapunov_times_is_valid_time_times_each_orbits_exponent(monkeypatch):
@@ -127,7 +143,7 @@ def test_valid_lyapunov_times_is_valid_time_times_each_orbits_exponent(monkeypat
         true = solve(system, s0, t, method="reference")
         pred = true.copy()
         pred[:, 100:] += 10.0  # wrong from t = 10 on
-        value = metric.compute(pred, true, t, system=system, valid_fraction=0.1)
+        value = metric.compute(true=true, pred=pred, time=t, system=system, valid_fraction=0.1)
         exponent = metrics.attractor_exponent(system, true[:, 0], t[0]).exponent
         if system is chaotic:
             assert exponent[0] > 0

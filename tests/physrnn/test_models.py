@@ -170,6 +170,32 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path, small_train, smal
     assert len(resumed.history_["loss"]) == 3
 
 
+def test_a_checkpoint_directory_of_another_training_is_refused(tmp_path, small_train, small_val):
+    # The audit: a directory left by a run with other settings gave a cryptic Keras error about variables.
+    import keras
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_model("gru", units=4, window=2, epochs=3).fit(small_train, small_val, verbose=0,
+                                                            checkpoint_dir=tmp_path / "ck", callbacks=[Kill()])
+    with pytest.raises(ValueError, match=r"checkpoint directory '.*ck' holds a gru training with other settings or "
+                                         r"data; give an empty or new directory"):
+        build_model("gru", units=6, window=2, epochs=3).fit(small_train, small_val, verbose=0,
+                                                            checkpoint_dir=tmp_path / "ck")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my files")
+    with pytest.raises(ValueError, match=r"holds files physrnn did not write"):
+        build_model("gru", units=4, window=2, epochs=1).fit(small_train, small_val, verbose=0,
+                                                            checkpoint_dir=tmp_path / "mine")
+    # The same training resumes; once complete, Keras removes the directory with its stamp.
+    build_model("gru", units=4, window=2, epochs=3).fit(small_train, small_val, verbose=0,
+                                                        checkpoint_dir=tmp_path / "ck")
+    assert not (tmp_path / "ck").exists()
+
+
 def test_divergence_is_flagged_not_raised(small_train, held_out):
     model = build_model("linear").fit(small_train)
     flagged = model.rollout(held_out, bound=0.5)  # the true x reaches ~0.7 at once

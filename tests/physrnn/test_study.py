@@ -66,6 +66,16 @@ def test_a_good_study_resolves():
     ("models.mine", {"units": 8}, r"\[models\.mine\] unknown model type 'mine'; set kind to one of"),
     ("models.reservoir", {"kind": "esn", "spectral_radius": -1.0}, r"\[models\.reservoir\] spectral_radius must"),
     ("rollout.context", 0, r"\[rollout\] context must be an integer >= 1, got 0"),
+    # Checked now, not after simulating: the context against each model's window (gru: 2) and the test length.
+    ("rollout.context", 50, r"\[rollout\] context = 50 is less than model reservoir's minimum 51"),
+    ("rollout.context", 1, r"\[rollout\] context = 1 is less than model gru's minimum 2 \(its window or washout\)"),
+    ("rollout.context", 101, r"\[rollout\] context 101 \(model persistence\) leaves no closed-loop step of the test "
+                             r"trajectories' 101 steps"),
+    # A network whose weights alone exceed the machine's memory, refused in one line giving the size.
+    ("models.gru", {"units": 10**9}, r"\[models\.gru\] units = 1000000000 \(1 gru layer\(s\), 3e\+18 weights\) needs "
+                                     r"about 48 EB of memory, more than this machine's \d"),
+    ("models.reservoir", {"kind": "esn", "units": 10**7}, r"units = 10000000 \(an echo-state reservoir\) needs about "
+                                                          r"1\.6 PB of memory, more than this machine's"),
     ("rollout.horizon", 10, r"\[rollout\] unknown key horizon"),
     ("rollout.group_by", "colour", r"\[rollout\] group_by = 'colour' is not a grouping of the oscillator system; "
                                    r"choose one of regime, training_range, damping"),

@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -80,6 +81,34 @@ def test_interrupted_write_leaves_no_file_and_keeps_the_old_one(tmp_path, driven
     assert [p.name for p in tmp_path.iterdir()] == [written.name]
 
 
+@pytest.mark.parametrize("part", ["states", "drive", "params"])
+def test_writer_refuses_non_finite_values(tmp_path, driven, part):
+    states, drive = driven.states.copy(), driven.drive.copy()
+    params = {k: v.copy() for k, v in driven.params.items()}
+    {"states": states, "drive": drive, "params": params["natural_frequency"]}[part].flat[5] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or inf"):
+        with TrajectoryWriter(tmp_path / "x.h5", system="oscillator", time=driven.time, n_traj=driven.n_traj,
+                              state_names=("x", "v"), state_units=("L", "L/T"), method="exact",
+                              drive_names=("force",)) as w:
+            w.write_params(params)
+            w.write(slice(None), states, drive)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+
+def test_nan_after_a_flagged_divergence_is_the_one_exception(tmp_path, driven):
+    # A rollout file flags divergence in /params/diverged_at: NaN from that step on is by design; before it, not.
+    states = driven.states.copy()
+    states[2, 50:] = np.nan
+    params = {**driven.params, "diverged_at": np.where(np.arange(driven.n_traj) == 2, 50, -1)}
+    back = read_trajectories(write_trajectories(tmp_path / "ok.h5", replace(driven, states=states, params=params)))
+    assert np.isnan(back.states[2, 50:]).all() and np.isfinite(back.states[2, :50]).all()
+    params["diverged_at"] = np.where(np.arange(driven.n_traj) == 2, 51, -1)  # one NaN step before the flag
+    with pytest.raises(ValueError, match=r"states: 1 of 12 trajectories hold NaN or inf, the first \(trajectory 2\) "
+                                         r"from t = 2\.5"):
+        write_trajectories(tmp_path / "bad.h5", replace(driven, states=states, params=params))
+    assert not (tmp_path / "bad.h5").exists()
+
+
 def test_params_must_have_one_entry_per_trajectory(tmp_path, driven):
     with pytest.raises(ValueError, match=r"parameter 'damping' has shape \(3,\); its first dimension must be "
                                          r"n_traj = 12"):
@@ -125,6 +154,13 @@ def _edit(path, fn):
         (lambda p: _edit(p, lambda f: f.__delitem__("states")), r"is incomplete: missing states"),
         (lambda p: _edit(p, lambda f: f.attrs.__setitem__("n_steps", 5)),
          r"/states has shape \(12, 201, 2\), expected \(12, 5, n_state\)"),
+        (lambda p: _edit(p, lambda f: f["states"].__setitem__((4, 9, 0), np.inf)),
+         r"non-finite values \(states: 1 of 12 trajectories hold NaN or inf, the first \(trajectory 4\) from "
+         r"t = 0\.45\)"),
+        (lambda p: _edit(p, lambda f: f["drive"].__setitem__((0, 0, 0), np.nan)),
+         r"non-finite values \(drive: 1 of 12 trajectories"),
+        (lambda p: _edit(p, lambda f: f["params/damping"].__setitem__(2, np.nan)),
+         r"non-finite values \(params/damping: holds NaN or inf\)"),
         (lambda p: _edit(p, lambda f: (f["params"].__delitem__("damping"),
                                        f["params"].create_dataset("damping", data=np.zeros(3)))),
          r"/params/damping has shape \(3,\); its first dimension must be n_traj = 12"),
