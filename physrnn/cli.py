@@ -16,6 +16,7 @@ import textwrap
 import threading
 import tomllib
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -388,9 +389,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     from .study import load_study
 
     study = load_study(args.config)  # the whole config is checked before any work
+    out = _report_dir(args.root, study.name)
+    _check_report_dir(out, args.config, study.name)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = run_study(study, root=args.root, log=log, fit_verbose=0 if args.quiet else 2)  # 2: a line per epoch
-    out = _report_dir(args.root, study.name)
+    result = replace(result, study_file=str(Path(args.config).resolve()))
+    out.mkdir(parents=True, exist_ok=True)
     result.to_json(out / "results.json")
     page = write_report(result, out, study_file=args.config, root=args.root)
     for t in result.targets:
@@ -431,18 +435,42 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0 if failed < len(result["trials"]) else 1
 
 
+def _check_report_dir(out: Path, study_file: str, name: str) -> None:
+    """Refuse, before any work, to overwrite the report of another study file that has the same [study] name."""
+    import json as _json
+
+    stored = out / "results.json"
+    try:
+        previous = _json.loads(stored.read_text()).get("study_file", "") if stored.is_file() else ""
+    except (OSError, ValueError):
+        return  # unreadable: nothing to protect; the new results replace it
+    if previous and previous != str(Path(study_file).resolve()):
+        raise ValueError(f"'{out}' holds the report of another study file, '{previous}', with the same [study] name "
+                         f"'{name}'; rename one of the studies, or give this run its own --root")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     from .results import StudyResult
     from .study import load_study
 
-    study = load_study(args.config)
-    out = _report_dir(args.root, study.name)
-    stored = out / "results.json"
+    source = Path(args.source)
+    if source.is_dir() or source.suffix == ".json":  # a report folder, or its results.json: no study file needed
+        stored = source / "results.json" if source.is_dir() else source
+        out, study_file = stored.parent, ""
+        root = out.parent.parent if out.parent.name == "reports" else None  # ROOT/reports/NAME
+    else:
+        study = load_study(args.source)
+        out, study_file, root = _report_dir(args.root, study.name), args.source, args.root
+        stored = out / "results.json"
     if not stored.is_file():
-        raise ValueError(f"no stored results for study '{study.name}' at {stored}; run `physrnn study {args.config}`")
+        if args.missing_ok:
+            print(f"physrnn report: {args.source}: no stored results (never run); skipped", file=sys.stderr)
+            return 0
+        raise ValueError(f"no stored results at {stored}; run `physrnn study {args.source}` first")
     result = StudyResult.from_json(stored)  # the report is rebuilt from the stored results alone
-    print(f"report: {write_report(result, out, study_file=args.config, root=args.root)}")
+    study_file = study_file or result.study_file
+    print(f"report: {write_report(result, out, study_file=study_file, root=root)}")
     return 0
 
 
@@ -597,9 +625,13 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--quiet", "-q", action="store_true", help="no progress log")
     swp.set_defaults(func=cmd_sweep)
 
-    rep = sub.add_parser("report", help="rebuild a study's report from its stored results")
-    rep.add_argument("config", metavar="STUDY.toml")
+    rep = sub.add_parser("report", help="rebuild a study's report from its stored results",
+                         description="Rewrite a study's report (pages, tables, figures) from its results.json alone: "
+                                     "no cache, data or models are read.")
+    rep.add_argument("source", metavar="STUDY.toml|REPORT_DIR|results.json",
+                     help="a study config (its report under ROOT/reports/NAME), or a report folder or its results.json")
     rep.add_argument("--root", default="data", help="where the study's outputs went (default %(default)s)")
+    rep.add_argument("--missing-ok", action="store_true", help="a study never run is skipped with a note, not an error")
     rep.set_defaults(func=cmd_report)
 
     ins = sub.add_parser("inspect", help="validate trajectory files and summarise what they hold",

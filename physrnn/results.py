@@ -125,6 +125,9 @@ class StudyResult:
     software: Mapping[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     log: tuple[str, ...] = ()
+    #: The study file it was run from (absolute), where there was one: two files with the same [study] name
+    #: would otherwise share, and overwrite, one report folder.
+    study_file: str = ""
 
     @cached_property
     def rows(self) -> list[dict[str, Any]]:
@@ -155,7 +158,7 @@ class StudyResult:
                 "groups": {k: list(v) for k, v in self.groups.items()},
                 "physics_exact": rows[0].get("physics_exact") if rows else None,
                 "targets": [t.to_dict() for t in self.targets], "figures": dict(self.figures),
-                "truth": dict(self.truth), "log": list(self.log)}
+                "truth": dict(self.truth), "log": list(self.log), "study_file": self.study_file}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The result as JSON; written atomically to ``path`` when one is given."""
@@ -175,7 +178,8 @@ class StudyResult:
                    targets=tuple(TargetCheck(**t) for t in d.get("targets", [])), groups=d.get("groups", {}),
                    figures=d.get("figures", {}), truth=d.get("truth", {}), train_file=d.get("train_file", ""),
                    test_file=d.get("test_file", ""),
-                   software=d.get("software", {}), seconds=float(d.get("seconds", 0.0)), log=tuple(d.get("log", ())))
+                   software=d.get("software", {}), seconds=float(d.get("seconds", 0.0)), log=tuple(d.get("log", ())),
+                   study_file=d.get("study_file", ""))
 
     @classmethod
     def from_json(cls, source: str | Path) -> StudyResult:

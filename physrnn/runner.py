@@ -19,6 +19,7 @@ from simulators.ensemble import EnsembleConfig, simulate_to_file
 from simulators.trajectory_file import read_trajectories, software_versions
 
 from .analysis import groups_of
+from .cache import code_fingerprint, discard, model_module, problem, store
 from .data import FeatureSpec, build_step_data, split_by_trajectory
 from .diagnostics import diagnose
 from .evaluation import evaluate, read_rollout, write_rollout
@@ -38,17 +39,20 @@ def _entries(study: StudyConfig) -> list[ModelEntry]:
 
 
 def data_key(ensemble: EnsembleConfig | DataFile) -> str:
-    """The cache key of a study's ensemble: its whole config, or the content of the user's file."""
+    """The cache key of a study's ensemble: its whole config and the simulators' code, or the content of the
+    user's file."""
     if isinstance(ensemble, DataFile):
         return stage_key("file", ensemble.fingerprint)
-    return stage_key("simulate", ensemble.to_dict())
+    return stage_key("simulate", ensemble.to_dict(), code_fingerprint("simulate"))
 
 
 def model_key(kind: str, config: Any, features: FeatureSpec, train_key: str, split_seed: int,
               validation_fraction: float) -> str:
     """The cache key of a trained model: its kind and every field of its resolved config (so a changed default
-    retrains it), the features, the training data's key and the split (seed and validation fraction)."""
-    return stage_key("train", kind, asdict(config), features.to_config(), train_key, split_seed, validation_fraction)
+    retrains it), the features, the training data's key, the split (seed and validation fraction) and the code
+    that trains and rolls out models (:func:`physrnn.cache.code_fingerprint`)."""
+    return stage_key("train", kind, asdict(config), features.to_config(), train_key, split_seed, validation_fraction,
+                     code_fingerprint("train", model_module(model_class(kind))))
 
 
 def rollout_key(model_key: str, test_key: str, context: int | None) -> str:
@@ -69,11 +73,11 @@ def prepare_data(study: StudyConfig, root: str | Path = "data",
             log(f"[data] {part}: {path}")
         else:
             path = Path(root) / "cache" / "simulate" / f"{key}.h5"
-            if path.exists():
+            if _usable(path, config.system, f"[simulate] {part}", log):
                 log(f"[simulate] {part}: cached {path}")
             else:
                 log(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
-                simulate_to_file(config, path)
+                store(path, config.system, lambda staging, config=config: simulate_to_file(config, staging))
         files[part] = (key, path)
     return files
 
@@ -125,7 +129,7 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                             study.validation_fraction)
             model_path = cache / "models" / f"{key}.keras"
             name = entry.label + ("" if seed is None else f" seed {seed}")
-            if model_path.exists():
+            if _usable(model_path, entry.kind, f"[train] {name}", note):
                 model = load_model(model_path)
                 note(f"[train] {name}: cached")
             else:
@@ -135,15 +139,17 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                 model = cls(config).fit(train_all.take(tr_idx), train_all.take(val_idx), verbose=fit_verbose)
                 model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed,
                                      "split": {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}}
-                model.save(model_path)
+                store(model_path, entry.kind, model.save)
             roll_path = cache / "rollouts" / f"{rollout_key(key, files['test'][0], study.context)}.h5"
-            if roll_path.exists():
+            if _usable(roll_path, f"rollout:{entry.kind}", f"[rollout] {name}", note):
                 rollout = read_rollout(roll_path)
             else:
                 note(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
                 rollout = model.rollout(test, context=study.context)
-                write_rollout(rollout, test_tr, files["test"][1], np.arange(test_tr.n_traj), roll_path,
-                              kind=model.kind, state_names=test.state_names, model_file=model_path, selection="test")
+                store(roll_path, f"rollout:{entry.kind}",
+                      lambda staging: write_rollout(rollout, test_tr, files["test"][1], np.arange(test_tr.n_traj),
+                                                    staging, kind=model.kind, state_names=test.state_names,
+                                                    model_file=model_path, selection="test"))
             first_rollouts.setdefault(entry.label, rollout)
             scores = evaluate(rollout, test, valid_fraction=study.valid_fraction, groups=groups,
                               steady_fraction=study.steady_fraction, model=entry.kind)
@@ -166,6 +172,19 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                        figures=figures, truth=truth, train_file=str(files["train"][1]),
                        test_file=str(files["test"][1]),
                        software=software_versions(), seconds=time.perf_counter() - started, log=tuple(lines))
+
+
+def _usable(path: Path, kind: str, what: str, log: Callable[[str], None]) -> bool:
+    """Whether the cache entry ``path`` exists and is sound (:func:`physrnn.cache.problem`); an unsound one is
+    removed, with a one-line note, to be rebuilt."""
+    if not path.exists():
+        return False
+    why = problem(path, kind)
+    if why is None:
+        return True
+    log(f"{what}: the cached {path.name} {why}; rebuilding it")
+    discard(path)
+    return False
 
 
 #: Points per test trajectory where each model's step Jacobian is read (see physrnn.diagnostics).

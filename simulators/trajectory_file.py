@@ -46,6 +46,14 @@ SCHEMA_VERSION = 1
 _COMPRESSION = dict(compression="gzip", compression_opts=4, shuffle=True)
 
 
+#: Names of the axes after the first (trajectory) of the parameters that have more: dimension scales in the
+#: file, so netCDF-4 tools and xarray see every axis named. A parameter not listed gets ``NAME_dimK``.
+PARAM_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "drive_amplitude": ("term",), "drive_frequency": ("term",), "drive_phase": ("term",),
+    "matrix": ("row", "column"), "eigenvectors": ("row", "column"), "eigenvalues": ("eigenvalue",),
+}
+
+
 class TrajectoryFileError(ValueError):
     """A trajectory file is missing, unreadable, truncated, foreign, of an unsupported schema, or holds values
     that are not finite where the schema allows none."""
@@ -213,8 +221,8 @@ def temporary_path(path: str | os.PathLike, suffix: str = "") -> Path:
     return path.with_name(f"{prefix}{os.getpid()}.tmp{suffix}")
 
 
-def _scale(group: h5py.Group, name: str, data: np.ndarray, label: str, **attrs) -> h5py.Dataset:
-    ds = group.create_dataset(name, data=data)
+def _scale(group: h5py.Group, name: str, data: np.ndarray, label: str, dtype=None, **attrs) -> h5py.Dataset:
+    ds = group.create_dataset(name, data=data, dtype=dtype)
     for k, v in attrs.items():
         ds.attrs[k] = v
     ds.make_scale(label)
@@ -295,7 +303,8 @@ class TrajectoryWriter:
                                                                                 width), dtype="f8")
                     ds = f.create_virtual_dataset(name, layout, fillvalue=np.nan)
                 ds.attrs["components"] = list(names)
-                comp_scale = _scale(f, component, np.array(names, dtype="S"), component)
+                comp_scale = _scale(f, component, np.array(names, dtype=object), component,
+                                    dtype=h5py.string_dtype())
                 for i, sc in enumerate((traj_scale, t_scale, comp_scale)):
                     ds.dims[i].label = sc.name.lstrip("/")
                     ds.dims[i].attach_scale(sc)
@@ -328,6 +337,27 @@ class TrajectoryWriter:
             ds = group.create_dataset(name, data=value, chunks=chunks, **_COMPRESSION)
             ds.dims[0].label = "trajectory"
             ds.dims[0].attach_scale(self._traj_scale)
+            for axis, size in enumerate(value.shape[1:], start=1):  # every axis named, as netCDF-4 needs
+                scale = self._axis_scale(name, axis, size)
+                ds.dims[axis].label = scale.name.lstrip("/")
+                ds.dims[axis].attach_scale(scale)
+
+    def _axis_scale(self, param: str, axis: int, size: int) -> h5py.Dataset:
+        """The dimension scale of a parameter's axis: its documented name (:data:`PARAM_DIMENSIONS`; ``component``
+        for an initial state ``x0``), shared by every parameter that uses it, or ``PARAM_dimK`` if none applies."""
+        f = self._file
+        names = PARAM_DIMENSIONS.get(param, ())
+        if axis <= len(names):
+            label = names[axis - 1]
+        elif param == "x0" and axis == 1 and size == len(self._spec["state_names"]):  # an initial state vector
+            label = "component"
+        else:
+            label = f"{param}_dim{axis}"
+        if label in f and f[label].shape != (size,):
+            label = f"{param}_dim{axis}"
+        if label not in f:
+            _scale(f, label, np.arange(size, dtype=np.int64), label)
+        return f[label]
 
     def set_attrs(self, **attrs: Any) -> None:
         """File attributes known only once the series are written (a reference solution's certificate)."""

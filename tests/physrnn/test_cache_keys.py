@@ -157,3 +157,26 @@ def test_a_rerun_recomputes_exactly_what_a_changed_input_feeds(tmp_path):
     assert run({**raw, "rollout": {"context": 3}}) == (0, 1)
     assert run({**raw, "study": {**raw["study"], "description": "words"}, "rollout": {"valid_fraction": 0.2}}) \
         == (0, 0)
+
+
+def test_the_code_that_computed_an_entry_is_in_its_key(monkeypatch, tmp_path):
+    # A cached result must not outlive a change to the code that computed it: the simulators' source feeds the
+    # data key; the simulators', the features' and the models' source feed the model key.
+    import shutil
+
+    from physrnn import cache
+
+    ensemble = EnsembleConfig.from_dict({"system": "oscillator", "n_traj": 2, "dt": 0.1, "n_steps": 5})
+    config, features = model_config("linear"), FeatureSpec(system="oscillator")
+    keys = data_key(ensemble), model_key("linear", config, features, "data", 0, 0.2)
+    edited = tmp_path / "simulators"
+    shutil.copytree(cache._SIMULATORS, edited)
+    with open(edited / "oscillator.py", "a") as f:
+        f.write("\n# an edit\n")
+    monkeypatch.setattr(cache, "_SIMULATORS", edited)
+    cache.code_fingerprint.cache_clear()
+    try:
+        assert data_key(ensemble) != keys[0]
+        assert model_key("linear", config, features, "data", 0, 0.2) != keys[1]
+    finally:
+        cache.code_fingerprint.cache_clear()

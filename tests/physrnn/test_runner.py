@@ -80,6 +80,35 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny, capsys):
     assert main(["report", str(tiny), "--root", str(root)]) == 0
 
 
+def test_altered_cache_entries_are_rebuilt_not_used(tmp_path, tiny, capsys):
+    # The audit: an ESN rollout overwritten with the truth scored RMSE 0; a GRU model copied over the LSTM's key
+    # was reported as the LSTM. Every entry is sealed with its checksum and kind, and checked before use.
+    import shutil
+
+    root = tmp_path / "out"
+    assert main(["study", str(tiny), "--root", str(root), "--quiet"]) == 0
+    report = root / "reports" / "tiny"
+    before = json.loads((report / "results.json").read_text())
+    files = {(r["label"], r["seed"]): r for r in before["rows"]}
+    esn_rollout = files[("esn", 0)]["rollout_file"]
+    shutil.copy(before["test_file"], esn_rollout)  # the truth where the ESN's rollout was
+    for name in ("model_file", "rollout_file"):  # a model and its seal copied over another kind's key
+        shutil.copy(files[("esn", 1)][name], files[("linear", 0)][name])
+        shutil.copy(files[("esn", 1)][name] + ".sha256", files[("linear", 0)][name] + ".sha256")
+    capsys.readouterr()
+    assert main(["study", str(tiny), "--root", str(root)]) == 0
+    err = capsys.readouterr().err
+    name = esn_rollout.rsplit("/", 1)[-1]
+    assert f"[rollout] esn seed 0: the cached {name} does not match its checksum (altered or corrupt since it was " \
+           "written); rebuilding it" in err
+    assert "[train] linear seed 0: the cached " in err and "holds a esn where a linear belongs; rebuilding it" in err
+    assert "[rollout] linear seed 0: the cached " in err and "holds a rollout:esn where a rollout:linear belongs" in err
+    after = {s["label"]: s for s in json.loads((report / "results.json").read_text())["summary"]}
+    first = {s["label"]: s for s in before["summary"]}
+    assert after["esn"] == first["esn"]  # its rollout rebuilt from the cached model: the same figures, not RMSE 0
+    assert after["linear"]["rmse_mean"][0] < 1e-10  # retrained: exact again, not the ESN's error
+
+
 def test_bad_study_fails_before_any_work(tmp_path, tiny, capsys):
     tiny.write_text(TINY.replace("units = 20", "units = 0"))
     root = tmp_path / "out"
@@ -127,3 +156,34 @@ def test_the_report_says_how_the_truth_was_computed_and_how_far_a_reference_is_c
     assert _missed_by({"worst": 3e-3, "bound": 1e-3, "met": False}) == "3×"
     assert _missed_by({"worst": 2.0, "bound": 8.0, "met": False, "better": "max"}) == "4×"
     assert _missed_by({"worst": float("nan"), "bound": 1e-3, "met": False}) == "diverged (NaN)"
+
+
+def test_study_outputs_reproduce_report_and_name_clashes(tmp_path, tiny, capsys):
+    root = tmp_path / "out"
+    assert main(["study", str(tiny), "--root", str(root), "--quiet"]) == 0
+    report = root / "reports" / "tiny"
+    md = (report / "report.md").read_text()
+    assert f"`physrnn study {tiny} --root {root}`" in md  # the Reproduce line names the root, always
+    # The report is rebuilt from results.json alone: with the cache and the study file gone.
+    import shutil
+
+    shutil.rmtree(root / "cache")
+    moved = tmp_path / "elsewhere.toml"
+    tiny.rename(moved)
+    (report / "report.md").unlink()
+    capsys.readouterr()
+    assert main(["report", str(report)]) == 0
+    assert f"`physrnn study {tiny} --root {root}`" in (report / "report.md").read_text()
+    # Another study file with the same [study] name is refused before any work, naming the first.
+    (tmp_path / "copy.toml").write_text(TINY)
+    capsys.readouterr()
+    assert main(["study", str(tmp_path / "copy.toml"), "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"physrnn study: error: '{report}' holds the report of another study file, '{tiny}', with "
+                           "the same [study] name 'tiny'; rename one of the studies, or give this run its own --root")
+    assert not (root / "cache").exists()
+    # A study never run: an error, or with --missing-ok (what `make report` uses) a note and exit 0.
+    (tmp_path / "never.toml").write_text(TINY.replace('name = "tiny"', 'name = "never"'))
+    assert main(["report", str(tmp_path / "never.toml"), "--root", str(root)]) == 2
+    assert main(["report", str(tmp_path / "never.toml"), "--root", str(root), "--missing-ok"]) == 0
+    assert "no stored results (never run); skipped" in capsys.readouterr().err

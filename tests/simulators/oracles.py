@@ -32,8 +32,10 @@ def dataset_bytes(path):
     hold the same data exactly when these are equal."""
     import h5py
 
+    def content(ds: h5py.Dataset) -> bytes:  # strings by their text (a variable-length array holds pointers)
+        return "\0".join(ds.asstr()[()]).encode() if h5py.check_string_dtype(ds.dtype) else ds[()].tobytes()
+
     out = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()].tobytes()) if isinstance(obj, h5py.Dataset)
-                     else None)
+        f.visititems(lambda name, obj: out.__setitem__(name, content(obj)) if isinstance(obj, h5py.Dataset) else None)
     return out
