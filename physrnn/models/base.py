@@ -234,8 +234,11 @@ class StepModel(ABC):
         self._check_fitted()
         path = check_model_path(path)
         tmp = temporary_path(path, ".keras")
+        network = self._network()
+        if network is not None and not all(np.isfinite(w).all() for w in network.get_weights()):
+            raise ValueError(f"refusing to save {path}: the {self.kind} model's weights hold NaN or inf (its training "
+                             "diverged); train again with a lower learning_rate or a clipnorm")
         try:
-            network = self._network()
             if network is not None:
                 network.save(tmp)
                 mode = "a"

@@ -196,6 +196,16 @@ def test_a_checkpoint_directory_of_another_training_is_refused(tmp_path, small_t
     assert not (tmp_path / "ck").exists()
 
 
+def test_a_model_with_non_finite_weights_is_not_saved(tmp_path, small_train):
+    model = build_model("linear").fit(small_train)
+    weights = model.network_.get_weights()
+    weights[0][0, 0] = np.nan  # what a diverged training leaves
+    model.network_.set_weights(weights)
+    with pytest.raises(ValueError, match=r"refusing to save .*m\.keras: the linear model's weights hold NaN or inf"):
+        model.save(tmp_path / "m.keras")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_divergence_is_flagged_not_raised(small_train, held_out):
     model = build_model("linear").fit(small_train)
     flagged = model.rollout(held_out, bound=0.5)  # the true x reaches ~0.7 at once

@@ -237,15 +237,17 @@ learning_rate = [1e-3, 3e-3]
 
 @pytest.mark.slow  # a Dask cluster and trained trials: behind the marker, run by make test-slow
 def test_a_raising_trial_is_reported_the_others_complete_and_a_rerun_skips_them(base, dask_client, tmp_path):
+    # Washout 150 passes the study's checks (the test trajectories have 201 steps) but leaves nothing of the
+    # 101-step training trajectories to fit: a trial that raises only once it runs.
     sweep = _sweep(base, '[sweep]\nname = "faulty"\nstudy = "bare.toml"\nmodel = "esn"\n'
-                         '[axes]\nwashout = [20, 1000, 30]\nseed = [0]\n')
+                         '[axes]\nwashout = [20, 150, 30]\nseed = [0]\n')
     lines = []
     result = run_sweep(sweep, tmp_path, client=dask_client, log=lines.append)
     status = {t["values"]["washout"]: t for t in result["trials"]}
     assert status[20]["status"] == status[30]["status"] == "ok"
-    assert status[1000]["status"] == "failed"
-    assert status[1000]["error"].startswith("ValueError: washout = 1000 leaves nothing to fit")
-    assert [p["point"] for p in result["ranking"]][-1] == "washout=1000"
+    assert status[150]["status"] == "failed"
+    assert status[150]["error"].startswith("ValueError: washout = 150 leaves nothing to fit")
+    assert [p["point"] for p in result["ranking"]][-1] == "washout=150"
     lines.clear()
     again = run_sweep(sweep, tmp_path, client=dask_client, log=lines.append)
     (plan,) = [line for line in lines if line.startswith("[sweep] faulty:")]
