@@ -36,6 +36,26 @@ def test_levenberg_marquardt_solves_a_linear_least_squares_problem_exactly(rng):
     assert all(np.diff(history["lm_loss"]) <= 0)  # only steps that lower the loss are taken
 
 
+def test_levenberg_marquardt_rejects_gauss_newton_steps_that_overshoot(rng):
+    # exp(x·a + b) fitted from zero weights: the linearised model misses the exponential's growth, so the first
+    # lightly damped Gauss–Newton steps overshoot by orders of magnitude (the loss would jump to ~1e15). Only
+    # rejecting them and raising the damping reaches the exact weights; deterministic, as the margins are huge.
+    n, window, n_in, n_obs = 400, 2, 3, 2
+    x = rng.standard_normal((n, window, n_in))
+    a, b = 0.7 * rng.standard_normal((window * n_in, n_obs)), 0.7 * rng.standard_normal(n_obs)
+    y = np.exp(x.reshape(n, -1) @ a + b)[:, None]
+    net = keras.Sequential([keras.Input((window, n_in), dtype="float64"), keras.layers.Flatten(dtype="float64"),
+                            keras.layers.Dense(n_obs, activation=keras.ops.exp, dtype="float64", name="map",
+                                               kernel_initializer="zeros", bias_initializer="zeros")])
+    trainer = StepTrainer(net, np.ones(n_obs), 0.1, window, 1, n_obs, "float64")
+    history = levenberg_marquardt(trainer, (x, y), None, steps=30, patience=30, dtype="float64")
+    assert history["lm_damping"][1] > history["lm_damping"][0]  # the first step was refused: more damping
+    assert all(np.diff(history["lm_loss"]) <= 0)
+    kernel, bias = trainer.network.get_layer("map").get_weights()
+    np.testing.assert_allclose(kernel, a, atol=1e-8)  # converged (loss ~1e-16), as on the linear problem
+    np.testing.assert_allclose(bias, b, atol=1e-8)
+
+
 def test_levenberg_marquardt_ends_on_the_best_validation_weights_not_the_last(rng):
     trainer, x, y, a, b = _linear_problem(rng)
     other_a, other_b = a + 0.5, b - 0.5
