@@ -437,11 +437,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _check_report_dir(out: Path, study_file: str, name: str) -> None:
     """Refuse, before any work, to overwrite the report of another study file that has the same [study] name."""
-    import json as _json
-
     stored = out / "results.json"
     try:
-        previous = _json.loads(stored.read_text()).get("study_file", "") if stored.is_file() else ""
+        previous = json.loads(stored.read_text()).get("study_file", "") if stored.is_file() else ""
     except (OSError, ValueError):
         return  # unreadable: nothing to protect; the new results replace it
     if previous and previous != str(Path(study_file).resolve()):
