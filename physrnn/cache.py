@@ -22,7 +22,7 @@ from typing import Callable
 import h5py
 
 import simulators
-from simulators.trajectory_file import software_versions, temporary_path
+from simulators.trajectory_file import file_sha256, software_versions, temporary_path
 
 __all__ = ["code_fingerprint", "discard", "entry_kind", "model_module", "problem", "store"]
 
@@ -58,14 +58,6 @@ def model_module(cls: type) -> str | None:
         return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _seal_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
@@ -87,7 +79,7 @@ def store(path: Path, kind: str, write: Callable[[Path], object]) -> Path:
     staging = temporary_path(path, path.suffix)
     try:
         write(staging)
-        seal = {"sha256": _sha256(staging), "kind": kind, "physrnn": software_versions()["physrnn"]}
+        seal = {"sha256": file_sha256(staging), "kind": kind, "physrnn": software_versions()["physrnn"]}
         seal_tmp = temporary_path(_seal_path(path))
         seal_tmp.write_text(json.dumps(seal))
         os.replace(seal_tmp, _seal_path(path))
@@ -105,7 +97,7 @@ def problem(path: Path, kind: str) -> str | None:
         seal = json.loads(_seal_path(path).read_text())
     except (OSError, ValueError):
         return "has no checksum (written by an older physrnn, or its seal was removed)"
-    if _sha256(path) != seal.get("sha256"):
+    if file_sha256(path) != seal.get("sha256"):
         return "does not match its checksum (altered or corrupt since it was written)"
     try:
         found = entry_kind(path)

@@ -100,18 +100,14 @@ class DataFile:
 
     @classmethod
     def open(cls, path: str | Path) -> DataFile:
-        from simulators.trajectory_file import read_trajectories
+        from simulators.trajectory_file import file_sha256, read_trajectories
 
         p = Path(path)
         tr = read_trajectories(p)  # validates the file whole
         if not np.isfinite(tr.dt):
             raise ValueError(f"'{p}' has a non-uniform time grid; the learned update needs a fixed dt")
-        digest = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
         return cls(path=str(p.resolve()), system=tr.system, dt=float(tr.dt), n_traj=tr.n_traj,
-                   fingerprint=digest.hexdigest(), n_steps=tr.n_steps)
+                   fingerprint=file_sha256(p), n_steps=tr.n_steps)
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.path}

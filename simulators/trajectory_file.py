@@ -32,6 +32,7 @@ __all__ = [
     "Trajectories",
     "TrajectoryWriter",
     "check_output_path",
+    "file_sha256",
     "fingerprint",
     "temporary_path",
     "nonfinite_problem",
@@ -142,6 +143,17 @@ def _uniform_step(time: np.ndarray) -> float:
     steps = np.diff(time)
     dt = (time[-1] - time[0]) / (time.size - 1)
     return float(dt) if np.allclose(steps, dt, rtol=1e-9, atol=0) else float("nan")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fingerprint(trajectories: Trajectories, index: np.ndarray | None = None, n_steps: int | None = None) -> str:
