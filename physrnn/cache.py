@@ -24,7 +24,7 @@ import h5py
 import simulators
 from simulators.trajectory_file import file_sha256, software_versions, temporary_path
 
-__all__ = ["code_fingerprint", "discard", "entry_kind", "model_module", "problem", "store"]
+__all__ = ["code_fingerprint", "entry_kind", "model_module", "problem", "store", "usable"]
 
 _PACKAGE = Path(__file__).resolve().parent
 _SIMULATORS = Path(simulators.__file__).resolve().parent
@@ -108,7 +108,16 @@ def problem(path: Path, kind: str) -> str | None:
     return None
 
 
-def discard(path: Path) -> None:
-    """Remove an entry and its seal."""
-    Path(path).unlink(missing_ok=True)
-    _seal_path(Path(path)).unlink(missing_ok=True)
+def usable(path: Path, kind: str, what: str, log: Callable[[str], None]) -> bool:
+    """Whether the entry ``path`` exists and is sound (:func:`problem`); an unsound one is removed with its seal,
+    and ``log`` told in one line (``what``: the stage and model), so that it is rebuilt."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    why = problem(path, kind)
+    if why is None:
+        return True
+    log(f"{what}: the cached {path.name} {why}; rebuilding it")
+    path.unlink(missing_ok=True)
+    _seal_path(path).unlink(missing_ok=True)
+    return False

@@ -16,7 +16,7 @@ import textwrap
 import threading
 import tomllib
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -34,15 +34,11 @@ from .sweep import DEFAULT_START, STARTS
 
 def _ensemble_default(name: str) -> Any:
     """The default of an ensemble setting, from :class:`EnsembleConfig` itself (so --help cannot drift)."""
-    from dataclasses import fields
-
     return next(f.default for f in fields(EnsembleConfig) if f.name == name)
 
 
 def _system_parameters() -> str:
     """One line per registered system: its ensemble parameters (with the defaults of the non-spec ones)."""
-    from dataclasses import fields
-
     width = max(len(n) for n in system_names()) + 12
     lines = []
     for name in system_names():
@@ -393,7 +389,6 @@ def cmd_study(args: argparse.Namespace) -> int:
     _check_report_dir(out, args.config, study.name)
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = run_study(study, root=args.root, log=log, fit_verbose=0 if args.quiet else 2)  # 2: a line per epoch
-    result = replace(result, study_file=str(Path(args.config).resolve()))
     out.mkdir(parents=True, exist_ok=True)
     result.to_json(out / "results.json")
     page = write_report(result, out, study_file=args.config, root=args.root)

@@ -19,7 +19,7 @@ from simulators.ensemble import EnsembleConfig, simulate_to_file
 from simulators.trajectory_file import read_trajectories, software_versions
 
 from .analysis import groups_of
-from .cache import code_fingerprint, discard, model_module, problem, store
+from .cache import code_fingerprint, model_module, store, usable
 from .data import FeatureSpec, build_step_data, split_by_trajectory
 from .diagnostics import diagnose
 from .evaluation import evaluate, read_rollout, write_rollout
@@ -73,7 +73,7 @@ def prepare_data(study: StudyConfig, root: str | Path = "data",
             log(f"[data] {part}: {path}")
         else:
             path = Path(root) / "cache" / "simulate" / f"{key}.h5"
-            if _usable(path, config.system, f"[simulate] {part}", log):
+            if usable(path, config.system, f"[simulate] {part}", log):
                 log(f"[simulate] {part}: cached {path}")
             else:
                 log(f"[simulate] {part}: {config.n_traj} trajectories -> {path}")
@@ -129,7 +129,7 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                             study.validation_fraction)
             model_path = cache / "models" / f"{key}.keras"
             name = entry.label + ("" if seed is None else f" seed {seed}")
-            if _usable(model_path, entry.kind, f"[train] {name}", note):
+            if usable(model_path, entry.kind, f"[train] {name}", note):
                 model = load_model(model_path)
                 note(f"[train] {name}: cached")
             else:
@@ -141,7 +141,7 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                                      "split": {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}}
                 store(model_path, entry.kind, model.save)
             roll_path = cache / "rollouts" / f"{rollout_key(key, files['test'][0], study.context)}.h5"
-            if _usable(roll_path, f"rollout:{entry.kind}", f"[rollout] {name}", note):
+            if usable(roll_path, f"rollout:{entry.kind}", f"[rollout] {name}", note):
                 rollout = read_rollout(roll_path)
             else:
                 note(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
@@ -171,20 +171,8 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                        targets=check_targets(study, runs), groups={k: v.tolist() for k, v in groups.items()},
                        figures=figures, truth=truth, train_file=str(files["train"][1]),
                        test_file=str(files["test"][1]),
-                       software=software_versions(), seconds=time.perf_counter() - started, log=tuple(lines))
-
-
-def _usable(path: Path, kind: str, what: str, log: Callable[[str], None]) -> bool:
-    """Whether the cache entry ``path`` exists and is sound (:func:`physrnn.cache.problem`); an unsound one is
-    removed, with a one-line note, to be rebuilt."""
-    if not path.exists():
-        return False
-    why = problem(path, kind)
-    if why is None:
-        return True
-    log(f"{what}: the cached {path.name} {why}; rebuilding it")
-    discard(path)
-    return False
+                       software=software_versions(), seconds=time.perf_counter() - started, log=tuple(lines),
+                       study_file=study.path)
 
 
 #: Points per test trajectory where each model's step Jacobian is read (see physrnn.diagnostics).

@@ -52,7 +52,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -160,6 +160,8 @@ class StudyConfig:
     targets: tuple[tuple[str, str, float], ...] = ()
     #: Every summary figure this study's rollouts are scored by, and which way is better (from the registries).
     computable: Mapping[str, str] | None = None
+    #: The file it was loaded from (absolute), "" for one built in Python; its results record it.
+    path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (as a report records it)."""
@@ -187,11 +189,7 @@ def baseline_settings(kind: str, features: FeatureSpec) -> dict[str, Any]:
 
 def _n_steps(ensemble: EnsembleConfig | DataFile) -> int | None:
     """The number of times of an ensemble, where known without solving it (not for ``t_end = "auto"``)."""
-    if isinstance(ensemble, DataFile):
-        return ensemble.n_steps or None
-    if ensemble.n_steps is not None:
-        return ensemble.n_steps
-    return None if ensemble.t_end == "auto" else round(ensemble.t_end / ensemble.dt) + 1
+    return (ensemble.n_steps or None) if isinstance(ensemble, DataFile) else ensemble.known_n_steps
 
 
 def stage_key(stage: str, *inputs: Any) -> str:
@@ -380,4 +378,4 @@ def load_study(path: str | Path) -> StudyConfig:
         raw = json.loads(p.read_text()) if p.suffix == ".json" else tomllib.loads(p.read_text())
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise StudyConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {err}") from None
-    return study_from_dict(raw, str(p), base_dir=p.parent)
+    return replace(study_from_dict(raw, str(p), base_dir=p.parent), path=str(p.resolve()))

@@ -25,7 +25,7 @@ from ._validation import check_memory
 from .integrate import METHODS, REFERENCE_ATOL, REFERENCE_RTOL, solve
 from .params import EnsembleParams, ParamSpec, finite_number, reject_unknown
 from .system import PhysicalSystem, get_system, system_names
-from .trajectory_file import Trajectories, TrajectoryWriter, check_output_path
+from .trajectory_file import Trajectories, TrajectoryWriter, check_output_path, first_nonfinite
 
 __all__ = ["EnsembleConfig", "ParamSpec", "generate", "join_shards", "shard_blocks", "shard_path", "simulate_shard",
            "simulate_to_file", "system_from_params"]
@@ -133,12 +133,9 @@ class EnsembleConfig:
         """Refuse, before any work, an ensemble whose arrays cannot fit in memory: the time grid, one batch of at
         least one trajectory with the solver's work arrays (about five series of two components), and the
         sampled parameters and initial states of every trajectory (about 16 numbers each)."""
-        if self.n_steps is not None:
-            steps = float(self.n_steps)
-        elif self.t_end == "auto":
-            return  # known once the ensemble is sampled; the system bounds it
-        else:
-            steps = float(self.t_end) / float(self.dt) + 1
+        if self.known_n_steps is None:
+            return  # t_end = "auto": known once the ensemble is sampled; the system bounds it
+        steps = float(self.known_n_steps)
         what = (f"the ensemble ({self.n_traj} trajectories of {steps:.4g} times"
                 + (f", dt = {self.dt:g} up to t_end = {self.t_end:g}" if self.n_steps is None else "") + ")")
         check_memory(8.0 * (11 * steps + 16 * float(self.n_traj)), what,
@@ -154,16 +151,21 @@ class EnsembleConfig:
         """The system (one parameter set per trajectory) and the initial states, ndarray (n_traj, n_state)."""
         return self.params.sample(self.n_traj, self.seed)
 
+    @property
+    def known_n_steps(self) -> int | None:
+        """The number of output times where the config fixes it (None for ``t_end = "auto"``, known only once
+        the ensemble is sampled)."""
+        if self.n_steps is not None:
+            return self.n_steps
+        return None if self.t_end == "auto" else round(self.t_end / self.dt) + 1
+
     def time(self, system: PhysicalSystem | None = None, initial_state=None) -> np.ndarray:
         """The output times, ndarray of shape (n_steps,), starting at 0."""
-        if self.n_steps is not None:
-            n_steps = self.n_steps
-        elif self.t_end == "auto":
+        n_steps = self.known_n_steps
+        if n_steps is None:
             if system is None:
                 system, initial_state = self.sample()
             n_steps = math.ceil(system.auto_t_end(initial_state) / self.dt) + 1
-        else:
-            n_steps = round(self.t_end / self.dt) + 1
         return self.dt * np.arange(n_steps)
 
 
@@ -251,11 +253,10 @@ def _batches(config: EnsembleConfig, batch_size: int | None, block: slice | None
 def _check_finite(part: PhysicalSystem, x0: np.ndarray, states: np.ndarray, time: np.ndarray, start: int) -> None:
     """Refuse an ensemble whose solution is not finite (parameters beyond double precision's range), naming
     the first such trajectory's parameters: the largest in magnitude first, the likely culprit."""
-    bad = ~np.isfinite(states).all(axis=(1, 2))
-    if not bad.any():
+    found = first_nonfinite(states)
+    if found is None:
         return
-    i = int(np.argmax(bad))
-    step = int(np.argmax(~np.isfinite(states[i]).all(axis=-1)))
+    _, i, step = found
     values = {k: np.asarray(v)[i] for k, v in part.params().items()}
     values.update(x0=x0[i])
     size = {k: float(np.max(np.abs(v))) if np.size(v) else 0.0 for k, v in values.items()}

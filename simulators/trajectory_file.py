@@ -12,13 +12,14 @@ are referenced by paths relative to that file, so the folder can be moved as a w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
-from glob import escape as glob_escape
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,6 +35,7 @@ __all__ = [
     "check_output_path",
     "file_sha256",
     "fingerprint",
+    "first_nonfinite",
     "temporary_path",
     "nonfinite_problem",
     "read_trajectories",
@@ -65,22 +67,30 @@ class TrajectoryFileError(ValueError):
 DIVERGED_AT = "diverged_at"
 
 
-def nonfinite_problem(states: np.ndarray, time: np.ndarray, diverged_at: np.ndarray | None = None,
-                      name: str = "states", offset: int = 0) -> str | None:
-    """What is not finite in ``states`` (n_traj, n_steps, n) outside the steps flagged as diverged, in words
-    (``"3 of 10 trajectories, the first (trajectory 4) from t = 0.05"``), or None if nothing is."""
-    states = np.asarray(states)
-    bad = ~np.isfinite(states).all(axis=-1) if states.ndim == 3 else ~np.isfinite(states)
+def first_nonfinite(series: np.ndarray, diverged_at: np.ndarray | None = None) -> tuple[int, int, int] | None:
+    """Where ``series`` (n_traj, n_steps, n) holds NaN or inf outside the steps flagged as diverged: (how many
+    trajectories, the first of them, its first such step), or None if nowhere."""
+    bad = ~np.isfinite(np.asarray(series)).all(axis=-1)  # (n_traj, n_steps)
     if diverged_at is not None:
         flagged = np.asarray(diverged_at)
         flagged = np.where(flagged >= 0, flagged, bad.shape[1])
         bad &= np.arange(bad.shape[1])[None, :] < flagged[:, None]
-    rows = bad.reshape(bad.shape[0], -1).any(axis=1)
+    rows = bad.any(axis=1)
     if not rows.any():
         return None
     first = int(np.argmax(rows))
-    step = int(np.argmax(bad[first].reshape(bad.shape[1], -1).any(axis=1)))
-    return (f"{name}: {int(rows.sum())} of {len(rows)} trajectories hold NaN or inf, the first (trajectory "
+    return int(rows.sum()), first, int(np.argmax(bad[first]))
+
+
+def nonfinite_problem(series: np.ndarray, time: np.ndarray, diverged_at: np.ndarray | None = None,
+                      name: str = "states", offset: int = 0) -> str | None:
+    """What is not finite in ``series`` (n_traj, n_steps, n) outside the steps flagged as diverged, in words
+    (``"states: 3 of 10 trajectories hold NaN or inf, the first (trajectory 4) from t = 0.05"``), or None."""
+    found = first_nonfinite(series, diverged_at)
+    if found is None:
+        return None
+    count, first, step = found
+    return (f"{name}: {count} of {len(series)} trajectories hold NaN or inf, the first (trajectory "
             f"{first + offset}) from t = {time[step]:g}")
 
 
@@ -147,8 +157,6 @@ def _uniform_step(time: np.ndarray) -> float:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, read in blocks."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -160,8 +168,6 @@ def fingerprint(trajectories: Trajectories, index: np.ndarray | None = None, n_s
     """SHA-256 of the data of trajectories ``index`` (default: all) over their first ``n_steps`` times: the
     times, state names, states and drive, as float64 bytes. Two files with equal fingerprints hold the same
     trajectories to the bit; a file regenerated with other settings does not."""
-    import hashlib
-
     tr = trajectories
     index = np.arange(tr.n_traj) if index is None else np.asarray(index, dtype=int)
     steps = slice(0, tr.n_steps if n_steps is None else int(n_steps))

@@ -6,8 +6,12 @@ A window of the last ``window`` inputs, from a zero state, gives the increment g
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -251,11 +255,6 @@ def _claim_checkpoint(directory, kind: str, config: RecurrentConfig, train, x: n
     The stamp holds a fingerprint of what determines the training (the model kind and settings, the features
     and the training windows): Keras would otherwise restore another network's weights into this one, or fail
     with a shape error about its variables."""
-    import hashlib
-    import json
-    from dataclasses import asdict
-    from pathlib import Path
-
     directory = Path(directory)
     h = hashlib.sha256(json.dumps([kind, asdict(config), train.spec.to_config()], sort_keys=True).encode())
     h.update(np.ascontiguousarray(x, "<f8").tobytes())

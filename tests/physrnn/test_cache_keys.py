@@ -25,7 +25,7 @@ STUDY_FIELDS = {
     "models": "model", "context": "rollout",
     # Not cached: evaluation, grouping, targets and labels are recomputed from the rollouts on every run.
     "name": None, "description": None, "baselines": None, "valid_fraction": None, "group_by": None,
-    "steady_fraction": None, "targets": None, "source": None, "computable": None,
+    "steady_fraction": None, "targets": None, "source": None, "computable": None, "path": None,
 }
 #: Alternatives for string-valued settings (numbers and booleans are perturbed generically).
 STRINGS = {"schedule": "plateau", "target": "value", "precision": {"float32": "float64", "float64": "float32"},
