@@ -131,6 +131,18 @@ class Duffing(DrivenSystem):
     def conserves_invariants(self) -> np.ndarray:
         return (self.damping == 0) & ~self.driven_trajectories
 
+    def equilibria(self) -> dict[str, np.ndarray]:
+        """The origin, and x = ±√(−α/β) where α and β have opposite signs (a double well's minima for α < 0 < β,
+        saddles for β < 0 < α), in free motion."""
+        free = ~self.driven_trajectories
+        a, b = self.linear_stiffness, self.cubic_stiffness
+        outer = free & (a * b < 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.sqrt(np.where(outer, -a / b, 0.0))
+        zero = np.zeros_like(x)
+        return {"origin": self._at([0.0, 0.0], free), "x+": self._at(np.stack([x, zero], -1), outer),
+                "x-": self._at(np.stack([-x, zero], -1), outer)}
+
     def characteristic_period(self) -> np.ndarray:
         """2π/Ω of the first drive term for driven motion, else the small-oscillation period about the stable
         equilibrium: 2π/√α for α > 0, 2π/√(−2α) in a double well's minimum, 2π/√|β| (a unit amplitude) at α = 0."""

@@ -224,6 +224,13 @@ class EigenFlow(PhysicalSystem):
 
     def physics_analysis(self, observed: tuple[str, ...]) -> str | None:
         return "eigen"
+    def equilibria(self) -> dict[str, np.ndarray]:
+        """±v_max on the unit sphere (the unit eigenvector of λmax, sign as ``eigh`` gives it): where every start
+        not orthogonal to it ends. The flow's linearisation there has rates ‖x‖²(λ_i − λmax): the eigenvalue gaps.
+        (Every ±r v_i is an equilibrium of a sphere of radius r; these two are the stable ones of the unit sphere.)"""
+        top = np.linalg.eigh(self.matrix)[1][..., -1]
+        return {"+v_max": self._at(top), "-v_max": self._at(-top)}
+
 
     @property
     def state_names(self) -> tuple[str, ...]:

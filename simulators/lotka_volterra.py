@@ -98,6 +98,11 @@ class LotkaVolterra(PhysicalSystem):
     def conserves_invariants(self) -> np.ndarray:
         return np.ones(self.n_traj, dtype=bool)
 
+    def equilibria(self) -> dict[str, np.ndarray]:
+        """Coexistence at (γ/δ, α/β), a centre with frequency √(αγ) (extinction at the origin is left out: V is
+        singular there and no orbit comes near it)."""
+        return {"coexistence": self._at(np.stack([self.gamma / self.delta, self.alpha / self.beta], -1))}
+
     def characteristic_period(self) -> np.ndarray:
         """The small-oscillation period 2π/√(αγ) about the equilibrium (γ/δ, α/β)."""
         return 2 * np.pi / np.sqrt(self.alpha * self.gamma)

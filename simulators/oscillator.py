@@ -152,6 +152,10 @@ class LinearOscillator(DrivenSystem):
             free = np.where(zeta < 1, w0 * np.sqrt(np.clip(1 - zeta**2, 0, None)), w0)
         return 2 * np.pi / np.where(self.driven_trajectories, self.drive_frequency[:, 0], free)
 
+    def equilibria(self) -> dict[str, np.ndarray]:
+        """Rest at the origin (free motion)."""
+        return {"rest": self._at([0.0, 0.0], ~self.driven_trajectories)}
+
     def may_be_chaotic(self) -> bool:
         """Never: the oscillator is linear (its Lyapunov exponents are the real parts −η/2 ± Re√(η²/4 − ω0²))."""
         return False

@@ -131,6 +131,11 @@ class Pendulum(DrivenSystem):
     def conserves_invariants(self) -> np.ndarray:
         return (self.damping == 0) & ~self.driven_trajectories
 
+    def equilibria(self) -> dict[str, np.ndarray]:
+        """Hanging at rest (θ = 0, stable: small oscillations at ω0) and inverted (θ = π, a saddle) in free motion."""
+        free = ~self.driven_trajectories
+        return {"bottom": self._at([0.0, 0.0], free), "top": self._at([np.pi, 0.0], free)}
+
     def characteristic_period(self) -> np.ndarray:
         """2π/Ω of the first drive term for driven motion, else the small-oscillation period 2π/ω0."""
         return 2 * np.pi / np.where(self.driven_trajectories, self.drive_frequency[:, 0], self.natural_frequency)

@@ -21,7 +21,7 @@ written in one module with its exact solution and its ensemble parameters, and r
 
 Everything else has a default here that a system overrides where it has more to say: its known inputs
 (``drive_names``, :meth:`~PhysicalSystem.drive`, :meth:`~PhysicalSystem.drive_features`), its invariants
-(:meth:`~PhysicalSystem.invariants`), a characteristic time (:meth:`~PhysicalSystem.characteristic_period`),
+(:meth:`~PhysicalSystem.invariants`), its equilibria (:meth:`~PhysicalSystem.equilibria`), a characteristic time (:meth:`~PhysicalSystem.characteristic_period`),
 which physical analysis of a rollout applies (:meth:`~PhysicalSystem.physics_analysis`), what can be observed
 (``OBSERVATIONS``), which parameters a parameter-aware model may be given (``MODEL_PARAMETERS``), and how a
 test set breaks down (``GROUPINGS``, :meth:`~PhysicalSystem.groups`). Ensemble configs, trajectory files,
@@ -194,6 +194,17 @@ class PhysicalSystem:
         """Which trajectories keep every one of :meth:`invariants` constant (bool, (n_traj,)); the others only
         bookkeep them (a damped oscillator's energy). A reference solution's certificate reports their drift."""
         return np.zeros(self.n_traj, dtype=bool)
+
+    def equilibria(self) -> dict[str, np.ndarray]:
+        """The equilibria of the free system (no drive): name -> states (n_traj, n_state), a row of NaN for a
+        trajectory whose parameters (or drive) give it no such point. The diagnostics linearise a learned step
+        map there, against the exact flow map's Jacobian (the small-oscillation frequency, say)."""
+        return {}
+
+    def _at(self, point: ArrayLike, where: ArrayLike = True) -> np.ndarray:
+        """For :meth:`equilibria`: ``point`` (n_state,) or (n_traj, n_state) per trajectory, NaN where not ``where``."""
+        rows = np.broadcast_to(np.asarray(point, dtype=np.float64), (self.n_traj, self.n_state))
+        return np.where(np.broadcast_to(np.asarray(where), (self.n_traj,))[:, None], rows, np.nan)
 
     def characteristic_period(self) -> np.ndarray | None:
         """One time per trajectory to express valid times in (a period), ndarray (n_traj,); None if none."""

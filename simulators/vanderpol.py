@@ -90,6 +90,10 @@ class VanDerPol(DrivenSystem):
     def reference_method(self) -> str:
         return "Radau" if (self.mu > STIFF_MU).any() else "DOP853"
 
+    def equilibria(self) -> dict[str, np.ndarray]:
+        """The origin (an unstable focus or node for μ > 0, inside the limit cycle), in free motion."""
+        return {"origin": self._at([0.0, 0.0], ~self.driven_trajectories)}
+
     def characteristic_period(self) -> np.ndarray:
         """2π/Ω of the first drive term for driven motion, else the limit cycle's period to within a few per cent:
         2π(1 + μ²/16) for μ ≤ 2, (3 − 2 ln 2) μ + 2.2338 μ^{−1/3} beyond (Strogatz; Dorodnitsyn's leading terms)."""
