@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -231,6 +231,13 @@ class EigenFlow(PhysicalSystem):
         top = np.linalg.eigh(self.matrix)[1][..., -1]
         return {"+v_max": self._at(top), "-v_max": self._at(-top)}
 
+
+    def invariants(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """The norm ‖x‖, which the flow conserves (d‖x‖²/dt = 0)."""
+        return {"norm": lambda states: np.linalg.norm(states, axis=-1)}
+
+    def conserves_invariants(self) -> np.ndarray:
+        return np.ones(self.n_traj, dtype=bool)
 
     @property
     def state_names(self) -> tuple[str, ...]:

@@ -66,3 +66,12 @@ def test_linearisations_have_the_textbook_rates():
         np.testing.assert_allclose(np.linalg.norm(x), 1.0, rtol=1e-15)
         rates = np.sort(np.linalg.eigvals(flow.jacobian(0.0, x)).real[0])
         np.testing.assert_allclose(rates, np.sort(w - w[-1]), atol=1e-13)  # the gaps λ_i − λmax (and 0)
+
+
+def test_the_eigen_flow_declares_its_conserved_norm():
+    flow = EigenFlow(matrix=CASES["eigen"]["matrix"])
+    x0 = np.array([[0.3, -0.4, 1.2], [1.0, 0.0, 0.0]])
+    states = flow.exact(x0, np.linspace(0, 5, 11))
+    norm = flow.invariants()["norm"](states)
+    assert flow.conserves_invariants().all() and norm.shape == (2, 11)
+    np.testing.assert_allclose(norm, np.repeat(np.linalg.norm(x0, axis=1)[:, None], 11, axis=1), rtol=1e-14)  # exact: rounding only
