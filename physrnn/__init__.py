@@ -12,7 +12,8 @@ The front door::
     data = pr.StepData.from_trajectories(test)
     model = pr.GRU(units=32, window=2).fit(fit, val)     # or pr.build_model("gru", units=32, window=2)
     scores = pr.evaluate(model.rollout(data), data)       # in memory: scores.summary()["rmse"], ...
-    inside = pr.diagnose(model, data)                     # its step Jacobian against the exact flow map's
+    inside = pr.diagnose(model, data)                     # its step map against the exact flow map: Jacobian,
+                                                          # equilibria, increments, 10⁵-step runs, error growth
     result = pr.run_study("studies/demo.toml")            # a StudyResult
     pr.write_report(result, "data/reports/demo")
 

@@ -19,6 +19,7 @@ from simulators.trajectory_file import Trajectories, fingerprint, read_trajector
 
 from .analysis import ANALYSES, analyse, applicable, headline
 from .data import StepData, build_step_data
+from .diagnostics import target_figures
 from .metrics import METRICS
 from .models.base import Rollout, StepModel
 
@@ -33,6 +34,8 @@ def summary_figures(system, observed: tuple[str, ...]) -> dict[str, str]:
     kind = system.physics_analysis(tuple(observed)) if system is not None else None
     if kind is not None:
         out.update({key: "min" for key in ANALYSES[kind].figures})
+    if system is not None:
+        out.update(target_figures(system, tuple(observed)))
     return out
 
 
@@ -41,6 +44,7 @@ def all_figures() -> dict[str, str]:
     out = {m.key: m.better for m in METRICS.values()}
     for analysis in ANALYSES.values():
         out.update({key: "min" for key in analysis.figures})
+    out.update(target_figures())
     return out
 
 

@@ -323,6 +323,59 @@ def _physics_per_start(result, colours):
     return fig
 
 
+# ------------------------------------------------------------------------------------------ diagnostics
+def _diagnosed_runs(result, key: str) -> list:
+    """The first seed of each model whose diagnostics hold ``key``."""
+    return [r for r in _first_runs(result) if key in r.diagnostics]
+
+
+def _parameters(result, colours):
+    """Physical parameters read from each model's step Jacobian, per test trajectory (median over its points),
+    against the model's input parameter where it has one (else the trajectory), beside the truth."""
+    runs = _diagnosed_runs(result, "per_trajectory")
+    names = list(runs[0].diagnostics["per_trajectory"])
+    inputs = result.config.get("features", {}).get("parameters", [])
+    params = result.figures.get("trace", {}).get("params", {})
+    if inputs and inputs[0] in params:
+        x = np.asarray(params[inputs[0]], float).reshape(len(np.asarray(params[inputs[0]])), -1)[:, 0]
+        xlabel = f"{inputs[0]} (given to the models)"
+    else:
+        x, xlabel = None, "test trajectory"
+    fig, axes = new_figure(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        truth = np.asarray(runs[0].diagnostics["per_trajectory_truth"][name], float)
+        xs = np.arange(truth.size) if x is None else x
+        order = np.argsort(xs)
+        ax.plot(xs[order], truth[order], color="black", lw=2, label="truth")
+        for r in runs:
+            ax.plot(xs[order], np.asarray(r.diagnostics["per_trajectory"][name], float)[order], "o-", ms=3, lw=0.8,
+                    color=colours[r.label], label=r.label)
+        ax.set(xlabel=xlabel, ylabel=name, title=f"{name} read from the step Jacobian")
+    axes[0][0].legend(fontsize=7)
+    return fig
+
+
+def _increment_map(result, colours):
+    """Where in state space each learned map's increment misses the exact one: the test states (first two
+    components) coloured by log10 ‖g − exact increment‖ (relative), beside the O(Δt) gap of the exact
+    increment to the vector field."""
+    runs = [r for r in _diagnosed_runs(result, "increments") if r.kind not in ("persistence", "euler", "rk4")][:4]
+    maps = [r.diagnostics["increments"]["map"] for r in runs]
+    if not runs:
+        return None
+    panels = [("exact increment − f (O(Δt))", maps[0]["floor"])] + [(r.label, m["error"]) for r, m in zip(runs, maps)]
+    values = np.log10(np.maximum(np.concatenate([np.asarray(v, float) for _, v in panels]), 1e-17))
+    lo, hi = float(np.min(values)), float(np.max(values))
+    fig, axes = new_figure(1, len(panels), figsize=(3.8 * len(panels) + 0.8, 3.6), squeeze=False)
+    names = result.figures.get("trace", {}).get("components", ["s0", "s1"])
+    for ax, (title, v), m in zip(axes[0], panels, [maps[0], *maps]):
+        art = ax.scatter(m["x"], m["y"], c=np.log10(np.maximum(np.asarray(v, float), 1e-17)), s=9, cmap="viridis",
+                         vmin=lo, vmax=hi)
+        ax.set(xlabel=names[0], ylabel=names[min(1, len(names) - 1)], title=title)
+    fig.colorbar(art, ax=axes[0][-1], label="log10 relative difference (shared scale)")
+    return fig
+
+
 register_figure(Figure("rollout", lambda r: "trace" in r.figures, _rollout))
 register_figure(Figure("error", lambda r: "trace" in r.figures, _error))
 register_figure(Figure("phase", lambda r: "trace" in r.figures and len(r.figures["trace"]["components"]) >= 2,
@@ -334,3 +387,6 @@ register_figure(Figure("backbone", lambda r: _physics_kind(r) == "period", _back
 register_figure(Figure("physics", lambda r: _physics_kind(r) in ("kepler", "limit_cycle", "invariant_drift"),
                        _physics_per_start))
 register_figure(Figure("eigenvalue", lambda r: "eigenvalue" in r.figures, _eigen, collect=_eigen_collect))
+register_figure(Figure("parameters", lambda r: bool(_diagnosed_runs(r, "per_trajectory")), _parameters))
+register_figure(Figure("increments", lambda r: any(run.kind not in ("persistence", "euler", "rk4")
+                                                   for run in _diagnosed_runs(r, "increments")), _increment_map))

@@ -160,16 +160,7 @@ def write_report(study_result: StudyResult, out_dir: str | Path, *, study_file: 
         kind = result["summary"][0]["physics_kind"]
         tables.append(("Physics recovered from the rollouts", physics,
                        ANALYSES[kind].note.format(steady=result["config"]["rollout"].get("steady_fraction", 1 / 3))))
-    diagnostics = _diagnostics_table(result)
-    if diagnostics:
-        tables.append(("Diagnostics: the learned step map's Jacobian", diagnostics,
-                       "J = ∂s_{n+1}/∂s_n of each model at 8 points along every test trajectory (a windowed model "
-                       "read on the true trajectories, its history moved with the backward flow; the ESN's "
-                       "reservoir held where the true history left it), against the exact flow map's from the "
-                       "variational equations. Eigenvalue error: max |λ̂ − λ| over the spectrum, median over points "
-                       "(worst seed) and worst point. Anti-damped: points where ρ(Ĵ) > 1 + 1e-6 while ρ(J) ≤ 1 + 1e-6 (the model grows what the physics damps or conserves). Parameters "
-                       "read from the map itself (relative error, worst seed); the floor row is the same estimator on "
-                       "the exact flow map."))
+    tables += _diagnostic_tables(result)
     if result.get("targets"):
         tables.append(("Targets", (["model", "metric", "worst seed", "bound", "met", "missed by"],
                                    [[t["label"], t["metric"], f"{t['worst']:.3e}",
@@ -230,27 +221,126 @@ def tidy_metrics(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _diagnostics_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
-    """One row per model: the worst seed's figures of :meth:`physrnn.diagnostics.Diagnostics.summary`."""
-    rows = [r for r in result["rows"] if r.get("diagnostics") and "skipped" not in r["diagnostics"]]
-    if not rows:
-        return None
-    params = [k[: -len("_rel_error_median")] for k in rows[0]["diagnostics"] if k.endswith("_rel_error_median")]
+def _diagnosed(result: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each model's diagnostics summaries (one per seed), in table order; models without them left out."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in result["rows"]:
+        if r.get("diagnostics") and "skipped" not in r["diagnostics"]:
+            out.setdefault(r["label"], []).append(r["diagnostics"])
+    return out
+
+
+def _worst(values: list[Any]) -> float:
+    """The largest of the seeds' figures (NaN or None, a figure that could not be read, counts as worst)."""
+    a = np.array([np.nan if v is None else v for v in values], dtype=float)
+    return float(np.nan if np.isnan(a).any() else a.max())
+
+
+def _diagnostic_tables(result: dict[str, Any]) -> list[tuple[str, tuple[list[str], list[list[str]]], str]]:
+    """The Diagnostics section: the step Jacobian, the linearisation at the equilibria, the increments, the long
+    runs and the error growth; each row a model at its worst seed (see :mod:`physrnn.diagnostics`)."""
+    models = _diagnosed(result)
+    if not models:
+        return []
+    settings = result["config"].get("diagnostics", {})
+    tables = []
+    first = next(iter(models.values()))[0]
+    params = [k[: -len("_rel_error_median")] for k in first if k.endswith("_rel_error_median")]
     header = ["model", "eigenvalue error (median)", "eigenvalue error (worst point)", "|ρ̂ − ρ| (median)",
               "anti-damped points", *(f"{p} rel. error" for p in params)]
     table = []
-    for label in dict.fromkeys(r["label"] for r in rows):
-        mine = [r["diagnostics"] for r in rows if r["label"] == label]
-        worst = {k: float(np.max([d[k] for d in mine])) for k in mine[0] if k not in ("model", "points")}
-        table.append([label, _fmt(worst["eigenvalue_error_median"]), _fmt(worst["eigenvalue_error_max"]),
-                      _fmt(worst["spectral_radius_error_median"]),
+    for label, mine in models.items():
+        table.append([label, _fmt(_worst([d["eigenvalue_error_median"] for d in mine])),
+                      _fmt(_worst([d["eigenvalue_error_max"] for d in mine])),
+                      _fmt(_worst([d["spectral_radius_error_median"] for d in mine])),
                       f"{sum(d['anti_damped_points'] for d in mine)} of {sum(d['points'] for d in mine)}",
-                      *(_fmt(worst[f"{p}_rel_error_median"]) for p in params)])
+                      *(_fmt(_worst([d[f"{p}_rel_error_median"] for d in mine])) for p in params)])
     if params:
-        floor = rows[0]["diagnostics"]
         table.append(["exact flow map (floor)", "0", "0", "0", "–",
-                      *(_fmt(floor[f"{p}_rel_error_floor"]) for p in params)])
-    return header, table
+                      *(_fmt(first[f"{p}_rel_error_floor"]) for p in params)])
+    tables.append(("Diagnostics: the learned step map's Jacobian", (header, table),
+                   f"J = ∂s_{{n+1}}/∂s_n of each model at {settings.get('points', 8)} points along every test "
+                   "trajectory (a windowed model read on the true trajectories, its history moved with the backward "
+                   "flow; the ESN's reservoir held where the true history left it), against the exact flow map's "
+                   "from the variational equations. Eigenvalue error: max |λ̂ − λ| over the spectrum, median over "
+                   "points (worst seed) and worst point. Anti-damped: points where ρ(Ĵ) > 1 + 1e-6 while "
+                   "ρ(J) ≤ 1 + 1e-6 (the model grows what the physics damps or conserves). Parameters read from "
+                   "the map itself (relative error, worst seed); the floor row is the same estimator on the exact "
+                   "flow map."))
+
+    rows = []
+    for label, mine in models.items():
+        for eq in mine[0].get("equilibria", {}):
+            each = [d["equilibria"][eq] for d in mine]
+            rows.append([label, eq, _fmt(_worst([e["rate_rel_error_median"] for e in each])),
+                         _fmt(each[0]["frequency_median"]), _fmt(each[0]["frequency_exact_median"]),
+                         _fmt(each[0]["growth_rate_median"]), _fmt(each[0]["growth_rate_exact_median"])])
+    if rows:
+        tables.append(("Diagnostics: the map linearised at the equilibria",
+                       (["model", "equilibrium", "rate error (worst seed)", "frequency", "exact frequency",
+                         "growth rate", "exact growth rate"], rows),
+                       "Each model held at an equilibrium of the free system for its whole history and linearised "
+                       "there; r = ln λ/Δt for each eigenvalue, paired with the exact flow map's. Rate error: "
+                       "max |r̂ − r| / max |r| (median over the test parameter sets, worst seed). Frequency: the "
+                       "largest |Im r| (the small-oscillation frequency at a centre); growth rate: the largest "
+                       "Re r (at ±v_max of the eigen flow the rates are the eigenvalue gaps ‖x‖²(λ_i − λmax)). "
+                       "Frequencies and rates: first seed, median over parameter sets, in 1/[T]."))
+
+    rows = [[label, _fmt(_worst([d["increments"]["error_median"] for d in mine])),
+             _fmt(_worst([d["increments"]["error_max"] for d in mine])),
+             _fmt(_worst([d["increments"]["field_gap_median"] for d in mine])),
+             _fmt(mine[0]["increments"]["floor_median"])]
+            for label, mine in models.items() if "increments" in mine[0]]
+    if rows:
+        tables.append(("Diagnostics: what the network approximates",
+                       (["model", "‖g − exact increment‖ (median)", "(worst point)", "‖g − f‖ (median)",
+                         "‖exact increment − f‖ (O(Δt))"], rows),
+                       f"The learned increment g(s) = (Φ̂(s) − s)/Δt at {settings.get('increment_points', 16)} states "
+                       "along every test trajectory (its true history behind it), against the exact increment "
+                       "(Φ_Δt(s) − s)/Δt and the vector field f(s); each relative to the RMS exact increment, worst "
+                       "seed. A model trained on exact data should match the exact increment; its distance to f "
+                       "is then the O(Δt) of the last column, not an error. Map: the increments figure."))
+
+    rows = []
+    for label, mine in models.items():
+        if "long_horizon" not in mine[0]:
+            continue
+        longs = [d["long_horizon"] for d in mine]
+        drifts = [k[: -len("_drift_median")] for k in longs[0] if k.endswith("_drift_median")]
+        starts = sum(h["starts"] for h in longs)
+        times = [h["divergence_time_median"] for h in longs if h["divergence_time_median"] is not None]
+        rows.append([label, f"{sum(h['diverged'] for h in longs)} of {starts}",
+                     _fmt(float(np.min(times))) if times else "–",
+                     "; ".join(f"{n} {_fmt(_worst([h[f'{n}_drift_median'] for h in longs]))} "
+                               f"(exact {_fmt(longs[0][f'{n}_drift_exact'])})" for n in drifts) or "–",
+                     _fmt(_worst([h["late_amplitude_error_median"] for h in longs])),
+                     f"{sum(h['behaviour_right'] for h in longs)} of {starts}",
+                     ", ".join(dict.fromkeys(longs[0]["behaviour_exact"]))])
+    if rows:
+        steps = next(iter(models.values()))[0]["long_horizon"]["steps"]
+        tables.append((f"Diagnostics: long horizons ({steps} steps)",
+                       (["model", "diverged", "first divergence at t", "invariant drift (median, worst seed)",
+                         "late amplitude error", "long-time behaviour right", "exact behaviour"], rows),
+                       f"Closed loops of {steps} steps from {settings.get('long_starts', 3)} test starts (every "
+                       "seed), against the truth over the same time. Drift: max over time of |I(t) − I(0)|/|I(0)| "
+                       "of each invariant the system conserves. Late amplitude error: each component's max |s| over "
+                       "the last 10 % of the run against the truth's, relative to the truth's largest |s|. "
+                       "Behaviour: a fixed point (late spread below 1e-3 of that scale), bounded motion (an orbit, "
+                       "cycle or attractor) or diverged."))
+
+    rows = [[label, _fmt(_worst([d["growth"]["exponent_median"] for d in mine])),
+             _fmt(mine[0]["growth"]["lyapunov_exponent_median"])]
+            for label, mine in models.items() if "growth" in mine[0]]
+    if rows:
+        tables.append(("Diagnostics: error growth",
+                       (["model", "fitted growth exponent (median, worst seed)", "exact largest Lyapunov exponent"],
+                        rows),
+                       "Slope of ln ‖e(t)‖ against t over each test rollout until the error first reaches the "
+                       "valid-time level, median over test trajectories, in 1/[T]; beside the exact system's "
+                       "largest Lyapunov exponent from the same starts (Benettin's method on the reference: "
+                       "max Re λ(M) for a linear system, 0 on a regular orbit, positive on a chaotic one). An "
+                       "exponent well above the exact one is error the model itself feeds."))
+    return tables
 
 
 def _missed_by(target: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from simulators.trajectory_file import read_trajectories, software_versions
 from .analysis import groups_of
 from .cache import code_fingerprint, model_module, store, usable
 from .data import FeatureSpec, build_step_data, split_by_trajectory
-from .diagnostics import diagnose
+from .diagnostics import diagnose, long_truth, target_figures, target_value
 from .evaluation import evaluate, read_rollout, write_rollout
 from .figures import FigureInputs, collect_figures
 from .metrics import attractor_exponent
@@ -116,6 +116,7 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                        parameters=study.features.parameters)
 
     runs, first_rollouts = [], {}
+    long_data = _long_data(test, study, note)
     for entry in _entries(study):
         cls = model_class(entry.kind)
         prototype = model_config(entry.kind, **entry.settings)
@@ -159,7 +160,8 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                  + f"; valid time {summary['valid_time_median']:.1f} of {scores.horizon:.1f}")
             runs.append(RunResult(label=entry.label, kind=entry.kind, seed=seed, settings=settings, scores=scores,
                                   fit_seconds=model.fit_seconds_, history=model.history_, model_file=str(model_path),
-                                  rollout_file=str(roll_path), diagnostics=_diagnostics(model, test)))
+                                  rollout_file=str(roll_path),
+                                  diagnostics=_diagnostics(model, test, rollout, study, long_data, name, note)))
     figures = collect_figures(FigureInputs(first_rollouts, test, tuple(test_tr.state_units)))
     truth = {"train": truth_facts(train_tr), "test": truth_facts(test_tr)}
     if first_rollouts and any("valid_lyapunov_times" in r.scores.per_trajectory for r in runs):
@@ -175,16 +177,29 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                        study_file=study.path)
 
 
-#: Points per test trajectory where each model's step Jacobian is read (see physrnn.diagnostics).
-DIAGNOSTIC_POINTS = 8
+def _diagnosable(test) -> bool:
+    return test.system is not None and test.n_obs == test.system.n_state
 
 
-def _diagnostics(model, test) -> dict[str, Any]:
+def _long_data(test, study, note):
+    """The truth of the long runs, shared by every model (None: none asked for, or not diagnosable)."""
+    settings = study.diagnostic_settings()
+    if not settings["long_steps"] or not _diagnosable(test):
+        return None
+    note(f"[diagnose] truth of the long runs: {settings['long_starts']} test starts, {settings['long_steps']} steps")
+    return long_truth(test, n_steps=settings["long_steps"], starts=settings["long_starts"])
+
+
+def _diagnostics(model, test, rollout, study, long_data, name, note) -> dict[str, Any]:
     """The summary of :func:`physrnn.diagnostics.diagnose`, or ``{"skipped": why}``."""
-    if test.system is None or test.n_obs != test.system.n_state:
-        return {"skipped": "the Jacobian diagnostics need the full state observed"}
+    if not _diagnosable(test):
+        return {"skipped": "the diagnostics need the full state observed"}
+    settings = study.diagnostic_settings()
+    note(f"[diagnose] {name}: step Jacobians, equilibria, increments"
+         + (f", {settings['long_steps']} closed-loop steps" if long_data is not None else ""))
     try:
-        return diagnose(model, test, points=DIAGNOSTIC_POINTS).summary()
+        return diagnose(model, test, points=settings["points"], increment_points=settings["increment_points"],
+                        long_steps=0, long=long_data, rollout=rollout, valid_fraction=study.valid_fraction).summary()
     except NotImplementedError as err:
         return {"skipped": str(err)}
 
@@ -213,6 +228,9 @@ def check_targets(study: StudyConfig, runs: list[RunResult]) -> tuple[TargetChec
         for run in (r for r in runs if r.label == label):
             summary = run.scores.summary()
             value = summary.get(metric, summary.get("physics", {}).get(metric))
+            if value is None and metric in target_figures():  # read from the step map itself (NaN: unreadable)
+                value = target_value(run.diagnostics, metric)
+                value = np.nan if value is None else value
             if value is None:
                 raise ValueError(f"target {label}.{metric}: this study does not compute {metric}")
             values.append(float(np.max(value)) if better[metric] == "min" else float(np.min(value)))

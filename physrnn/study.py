@@ -40,6 +40,12 @@ and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru 
     group_by = "regime"         # break the test set down: regime, training_range or a parameter name
     steady_fraction = 0.33      # share of the horizon the steady-state (resonance) fit uses
 
+    [diagnostics]               # optional: inside the learned step map (physrnn.diagnostics)
+    points = 8                  # steps per test trajectory where the step Jacobian is read
+    increment_points = 16       # steps where the learned increment is compared with the exact one and f
+    long_steps = 100000         # closed-loop steps of the long runs (0: none)
+    long_starts = 3             # test starts they run from
+
 Models, metrics, analyses and systems come from their registries, so the choices a config may name (and the
 errors that list them) follow whatever is registered. Validating a study imports no TensorFlow.
 
@@ -58,6 +64,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from simulators._validation import check_memory
 from simulators.ensemble import EnsembleConfig
 from simulators.system import PhysicalSystem, get_system
 
@@ -76,7 +83,9 @@ def target_metrics() -> dict[str, str]:
     return all_figures()
 
 _SECTIONS = {"study": True, "features": True, "train": True, "test": True, "models": True, "rollout": False,
-             "targets": False}
+             "diagnostics": False, "targets": False}
+#: The [diagnostics] settings and their defaults (each an integer, at least the bound beside it).
+DIAGNOSTIC_DEFAULTS = {"points": (8, 1), "increment_points": (16, 1), "long_steps": (100_000, 0), "long_starts": (3, 1)}
 _STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction")
 _ROLLOUT_KEYS = ("context", "valid_fraction", "group_by", "steady_fraction")
 #: The baselines a study may list (and lists by default): the physics at the same step and the linear map.
@@ -162,6 +171,11 @@ class StudyConfig:
     computable: Mapping[str, str] | None = None
     #: The file it was loaded from (absolute), "" for one built in Python; its results record it.
     path: str = ""
+    #: The [diagnostics] settings (every key of DIAGNOSTIC_DEFAULTS).
+    diagnostics: Mapping[str, int] | None = None
+
+    def diagnostic_settings(self) -> dict[str, int]:
+        return {k: default for k, (default, _) in DIAGNOSTIC_DEFAULTS.items()} | dict(self.diagnostics or {})
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (as a report records it)."""
@@ -175,6 +189,7 @@ class StudyConfig:
             "rollout": {"context": self.context, "valid_fraction": self.valid_fraction,
                         **({"group_by": self.group_by} if self.group_by else {}),
                         "steady_fraction": self.steady_fraction},
+            "diagnostics": self.diagnostic_settings(),
             **({"targets": {label: {metric: bound for lab, metric, bound in self.targets if lab == label}
                             for label in dict.fromkeys(t[0] for t in self.targets)}} if self.targets else {}),
         }
@@ -341,6 +356,19 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
             raise _fail(where, "[rollout] group_by = \"training_range\" needs parameter-aware models; list them in "
                                "[features] parameters")
 
+    diagnostics = dict(_table(raw, "diagnostics", where)) if "diagnostics" in raw else {}
+    _unknown(diagnostics, list(DIAGNOSTIC_DEFAULTS), where, "diagnostics")
+    for key, value in diagnostics.items():
+        least = DIAGNOSTIC_DEFAULTS[key][1]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise _fail(where, f"[diagnostics] {key} must be an integer >= {least}, got {value!r}")
+    long_bytes = 8 * 6 * diagnostics.get("long_steps", DIAGNOSTIC_DEFAULTS["long_steps"][0]) * \
+        diagnostics.get("long_starts", DIAGNOSTIC_DEFAULTS["long_starts"][0]) * (test_system.n_state + 4)
+    try:
+        check_memory(long_bytes, "[diagnostics] long_steps x long_starts", "give fewer long_steps or long_starts")
+    except ValueError as err:
+        raise _fail(where, str(err)) from None
+
     targets = []
     labels = list(baselines) + [m.label for m in models]
     observe = test_system.OBSERVATIONS[spec.observation]
@@ -366,7 +394,8 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
                        validation_fraction=float(vfrac), features=spec, train=ensembles["train"],
                        test=ensembles["test"], models=tuple(models), context=context,
                        valid_fraction=float(valid_fraction), source=dict(raw), group_by=group_by,
-                       steady_fraction=float(steady), targets=tuple(targets), computable=computable)
+                       steady_fraction=float(steady), targets=tuple(targets), computable=computable,
+                       diagnostics=diagnostics)
 
 
 def load_study(path: str | Path) -> StudyConfig:

@@ -22,5 +22,7 @@ dt = 0.1
 t_end = 6.0
 seed = 2
 params = { damping = 0.3 }
+[diagnostics]
+long_steps = 300
 [models]
 """

@@ -1,18 +1,24 @@
-"""The learned step map's Jacobian, on known answers: the linear map's is e^{MΔt}, Euler's I + ΔtM, RK4's the
-stability polynomial R(ΔtM), and ω0 and η come back from e^{MΔt}; a network's autodiff Jacobian against finite
-differences of the same network; the flags and the refusals."""
+"""The learned step map's diagnostics, on known answers: the linear map's Jacobian is e^{MΔt}, Euler's I + ΔtM,
+RK4's the stability polynomial R(ΔtM), and ω0 and η come back from e^{MΔt}; a network's autodiff Jacobian against
+finite differences of the same network; the linearisation at equilibria (Euler's and RK4's rates at the pendulum's
+bottom and the eigen flow's ±v_max in closed form); Euler's increment is the vector field; Euler's energy growth
+(1 + ω0²Δt²)^n over a long run; a planted error-growth exponent; the flags and the refusals."""
 
 import numpy as np
 import pytest
 from scipy.linalg import expm
 
 import physrnn as pr
-from physrnn.diagnostics import Diagnostics, match_eigenvalues, oscillator_parameters
+from physrnn.diagnostics import (Diagnostics, error_growth, increments, linearise, long_horizon, long_truth,
+                                 match_eigenvalues, oscillator_parameters)
+from physrnn.models import Rollout
 from simulators.integrate import rk4_step
 
 DT = 0.1
 OSC = dict(damping=0.2, drive_amplitude=0.5, drive_frequency=1.3)
 M = np.array([[0.0, 1.0], [-1.0, -0.2]])  # ω0 = 1, η = 0.2
+#: diagnose without the long run and with the exact exponents given (their own tests are below)
+QUICK = dict(long_steps=0, lyapunov=np.zeros(3))
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +35,7 @@ def test_the_linear_maps_jacobian_is_the_exact_flow_map(oscillator, window):
     # Least squares on exact data of one linear system is exact to ~1e-14; with window 2 the map is read on the
     # true trajectories through the backward flow e^{−MΔt} (variational equations at rtol 1e-12): 1e-10 holds.
     train, test = oscillator
-    d = pr.diagnose(pr.LinearMap(window=window).fit(train), test, points=4)
+    d = pr.diagnose(pr.LinearMap(window=window).fit(train), test, points=4, **QUICK)
     np.testing.assert_allclose(d.exact, np.broadcast_to(expm(M * DT), d.exact.shape), atol=1e-13)
     np.testing.assert_allclose(d.jacobian, d.exact, atol=1e-10)
     assert d.summary()["eigenvalue_error_max"] < 1e-10
@@ -41,7 +47,7 @@ def test_euler_and_rk4_jacobians_are_their_stability_polynomials(oscillator):
     h = DT * M
     rk4 = np.eye(2) + h + h @ h / 2 + h @ h @ h / 6 + h @ h @ h @ h / 24
     for model, expected in ((pr.Euler(), np.eye(2) + h), (pr.RK4(), rk4)):
-        d = pr.diagnose(model.fit(test), test, points=3)
+        d = pr.diagnose(model.fit(test), test, points=3, **QUICK)
         np.testing.assert_allclose(d.jacobian, np.broadcast_to(expected, d.jacobian.shape), atol=1e-15)
 
 
@@ -93,7 +99,7 @@ def test_eulers_map_reads_as_half_the_damping(oscillator):
     # |1 + Δt(−η/2 ± iω_d)|² = 1 − ηΔt + ω0²Δt²: Euler's map damps by η − ω0²Δt = 0.1 instead of 0.2 (ω0 = 1,
     # Δt = 0.1), to O(Δt²): the estimator reads this from the map (a rollout would show the slow energy gain).
     _, test = oscillator
-    d = pr.diagnose(pr.Euler().fit(test), test, points=2)
+    d = pr.diagnose(pr.Euler().fit(test), test, points=2, **QUICK)
     assert d.parameters["damping"] == pytest.approx(0.1, abs=5e-3)
     assert d.summary()["damping_rel_error_floor"] < 1e-10  # the estimator on the exact map
 
@@ -127,3 +133,159 @@ def test_partial_observation_is_refused_in_one_line():
                                          observation="position")
     with pytest.raises(ValueError, match="observe 1 of 2 components"):
         pr.diagnose(pr.LinearMap(window=2).fit(data), data)
+
+
+def test_the_full_diagnose_returns_every_part_and_its_summary_is_json_ready(oscillator):
+    import json
+
+    train, test = oscillator
+    d = pr.diagnose(pr.LinearMap(window=2).fit(train), test, points=2, increment_points=3, long_steps=50)
+    summary = json.loads(json.dumps(d.summary()))
+    assert set(summary) >= {"eigenvalue_error_median", "per_trajectory", "increments", "long_horizon", "growth"}
+    assert summary["long_horizon"]["steps"] == 50 and summary["increments"]["points"] == 3 * 3
+    # the exact exponent of the damped oscillator by Benettin's method: max Re λ(M) = −η/2 (error ~ ln κ/T)
+    assert summary["growth"]["lyapunov_exponent_median"] == pytest.approx(-0.1, abs=5e-3)
+
+
+# ---------------------------------------------------------------------------------------------- equilibria
+def _held(system_name, dt, **params):
+    return pr.StepData.from_trajectories(pr.simulate(system=system_name, n_traj=2, dt=dt, t_end=3.0, seed=4,
+                                                     **params))
+
+
+def test_euler_and_rk4_linearised_at_the_pendulums_equilibria_have_their_closed_form_rates():
+    # At the bottom J_f = [[0, 1], [−ω0², 0]], eigenvalues ±iω0: Euler's map has 1 ± iω0Δt, RK4's R(±iω0Δt),
+    # so r = ln(·)/Δt exactly (rounding); the exact flow map's rates are ±iω0 (variational equations at rtol
+    # 1e-12: 1e-10). At the top (a saddle) the exact rates are ±ω0.
+    w0, dt = 1.3, 0.1
+    data = _held("pendulum", dt, natural_frequency=w0)
+    z = np.array([-1j, 1j]) * w0 * dt
+    rk4 = 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
+    for model, lam in ((pr.Euler(), 1 + z), (pr.RK4(), rk4)):
+        lin = linearise(model.fit(data), data)
+        assert set(lin) == {"bottom", "top"}
+        bottom = lin["bottom"]
+        np.testing.assert_allclose(np.sort_complex(bottom.exact_rates), np.broadcast_to(1j * w0 * np.array([-1, 1]),
+                                                                                        (2, 2)), atol=1e-10)
+        np.testing.assert_allclose(np.sort_complex(bottom.rates), np.broadcast_to(np.log(lam) / dt, (2, 2)),
+                                   atol=1e-12)
+        np.testing.assert_allclose(np.sort(lin["top"].exact_rates.real), np.broadcast_to([-w0, w0], (2, 2)),
+                                   atol=1e-9)
+    # Euler's rate error: |ln(1 + iω0Δt)/Δt − iω0| / ω0, about ω0Δt/2 (its spurious growth)
+    err = linearise(pr.Euler().fit(data), data)["bottom"].rate_error
+    np.testing.assert_allclose(err, np.abs(np.log(1 + 1j * w0 * dt) / dt - 1j * w0) / w0, rtol=1e-9)
+    assert linearise(pr.RK4().fit(data), data)["bottom"].summary()["rate_rel_error_max"] < 1e-4  # (ω0Δt)⁴/120
+
+
+def test_the_eigen_flows_linearisation_at_v_max_gives_the_eigenvalue_gaps():
+    # At ±v_max on the unit sphere J_f = A − λmax I: rates λ_i − λmax (one 0, the norm); Euler's map there has
+    # 1 + Δt(λ_i − λmax), so its rates are ln(1 + Δt gap)/Δt, to rounding.
+    a = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, -1.0]])
+    w = np.linalg.eigvalsh(a)
+    dt = 0.05
+    data = pr.StepData.from_trajectories(pr.simulate(system="eigen", n_traj=2, dt=dt, t_end=2.0, seed=5, size=3,
+                                                     matrix=a.tolist()))
+    lin = linearise(pr.Euler().fit(data), data)
+    assert set(lin) == {"+v_max", "-v_max"}
+    for part in lin.values():
+        np.testing.assert_allclose(np.sort(part.exact_rates.real, axis=-1), np.broadcast_to(w - w[-1], (2, 3)),
+                                   atol=1e-9)
+        np.testing.assert_allclose(np.sort(part.rates.real, axis=-1),
+                                   np.broadcast_to(np.log(1 + dt * (w - w[-1])) / dt, (2, 3)), atol=1e-12)
+
+
+def test_a_linear_map_fitted_on_free_decay_is_linearised_exactly_at_rest():
+    data = _held("oscillator", 0.1, damping=0.3, natural_frequency=1.2)
+    lin = linearise(pr.LinearMap(window=2).fit(data), data)["rest"]
+    assert lin.summary()["rate_rel_error_max"] < 1e-9  # least squares exact to ~1e-14, the backward flow 1e-12
+
+
+# ---------------------------------------------------------------------------------------------- increments
+def test_eulers_increment_is_the_vector_field_and_the_exact_increment_is_order_dt_from_it():
+    # Euler's g is f itself (rounding), so its error against the exact increment is the O(Δt) floor; the linear
+    # map's g is the exact increment (1e-12); halving Δt halves the floor (to O(Δt²): 5 %).
+    floors = []
+    for dt in (0.1, 0.05):
+        data = pr.StepData.from_trajectories(pr.simulate(system="oscillator", n_traj=3, dt=dt, t_end=6.0, seed=6,
+                                                         damping=0.2))
+        steps = (np.arange(2, 40, 5) * 0.1 / dt).round().astype(int)  # the same states at either step
+        euler = increments(pr.Euler().fit(data), data, steps)
+        assert euler.field_gap.max() < 1e-13
+        np.testing.assert_allclose(euler.error, euler.floor, rtol=1e-12)
+        linear = increments(pr.LinearMap(window=1).fit(data), data, steps)
+        assert linear.error.max() < 1e-12
+        floors.append(np.median(euler.floor))
+    assert floors[0] / floors[1] == pytest.approx(2.0, rel=0.05)
+
+
+# ---------------------------------------------------------------------------------------------- long runs
+def test_eulers_energy_grows_as_one_plus_omega_dt_squared_to_the_n_over_a_long_run():
+    # Euler on x'' = −ω0²x multiplies E by (1 + ω0²Δt²) every step: after the N − 1 closed-loop steps of a run
+    # of N, the relative drift is (1 + ω0²Δt²)^(N−1) − 1, exactly (rounding: 1e-12). The truth's is rounding.
+    w0, dt, n = 1.0, 0.05, 2000
+    data = pr.StepData.from_trajectories(pr.simulate(system="oscillator", n_traj=4, dt=dt, t_end=3.0, seed=7,
+                                                     natural_frequency=w0))
+    long = long_truth(data, n_steps=n, starts=3)
+    assert long.n_traj == 3 and long.observed.shape[1] == n
+    h = long_horizon(pr.Euler().fit(data), long)
+    np.testing.assert_allclose(h.drift["energy"], (1 + (w0 * dt) ** 2) ** (n - 1) - 1, rtol=1e-9)
+    assert h.drift_exact["energy"].max() < 1e-12
+    assert h.behaviour.tolist() == h.behaviour_exact.tolist() == ["bounded"] * 3
+    linear = long_horizon(pr.LinearMap(window=1).fit(data), long)
+    assert linear.drift["energy"].max() < 1e-9 and linear.late_amplitude_error.max() < 1e-9
+
+
+def test_long_runs_tell_a_fixed_point_from_a_divergence():
+    # Damped (η = 0.5) over t = 100: e^{−25}, a fixed point for the truth and for Euler (stable at Δt = 0.05);
+    # RK4 at ω0Δt = 3 lies outside its stability region on the imaginary axis (|R(3i)| > 1): it diverges.
+    data = pr.StepData.from_trajectories(pr.simulate(system="oscillator", n_traj=2, dt=0.05, t_end=3.0, seed=8,
+                                                     damping=0.5))
+    h = long_horizon(pr.Euler().fit(data), long_truth(data, n_steps=2000, starts=2))
+    assert h.behaviour_exact.tolist() == h.behaviour.tolist() == ["fixed point"] * 2
+    assert h.summary()["diverged"] == 0 and h.summary()["divergence_time_median"] is None
+    fast = pr.StepData.from_trajectories(pr.simulate(system="oscillator", n_traj=2, dt=3.0, t_end=30.0, seed=8))
+    h = long_horizon(pr.RK4().fit(fast), long_truth(fast, n_steps=400, starts=2))
+    assert h.behaviour.tolist() == ["diverged"] * 2 and h.summary()["diverged"] == 2
+    assert 0 < h.summary()["divergence_time_median"] < 400 * 3.0
+
+
+# ---------------------------------------------------------------------------------------------- error growth
+def _planted(rate, size):
+    time = np.arange(400) * 0.05
+    true = np.stack([np.sin(time), np.cos(time)], axis=-1)[None].repeat(2, axis=0)
+    pred = true + size * np.exp(rate * time)[None, :, None]
+    roll = Rollout(time=time, observed=pred, context=1, diverged=np.zeros(2, bool), diverged_at=-np.ones(2, int),
+                   bound=1e3, seconds=0.0)
+    return roll, pr.StepData.from_arrays(true, dt=0.05)
+
+
+def test_error_growth_recovers_a_planted_exponent_and_ignores_rounding():
+    # e(t) = √2 · 1e-8 e^{0.7t} exactly: the slope of ln e is 0.7 (rounding of the fit: 1e-9); it is fitted only
+    # until the error reaches 0.1 of the signal's range (t ≈ 23.5 lies beyond this 20-long horizon, so all of it).
+    roll, data = _planted(0.7, 1e-8)
+    g = error_growth(roll, data, lyapunov=np.zeros(2))
+    np.testing.assert_allclose(g.exponent, 0.7, rtol=1e-9)
+    # errors at 1e-16, below the rounding floor: no exponent is read into them
+    roll, data = _planted(0.7, 1e-16 * np.exp(-0.7 * 19))
+    assert np.isnan(error_growth(roll, data, lyapunov=np.zeros(2)).exponent).all()
+    # past the valid-time level the error saturates and is left out: a jump to 1 there changes nothing
+    roll, data = _planted(1.0, 1e-8)
+    cut = roll.observed.copy()
+    cut[:, 380:] = data.observed[:, 380:] + 1.0  # e^{t} 1e-8 passes 0.2 (0.1 of the range 2) at t ≈ 16.8 < 19
+    jumped = Rollout(**{**roll.__dict__, "observed": cut})
+    np.testing.assert_allclose(error_growth(jumped, data, lyapunov=np.zeros(2)).exponent, 1.0, rtol=1e-9)
+
+
+def test_drift_counts_a_state_outside_the_invariants_domain_and_stops_at_a_divergence():
+    from physrnn.diagnostics import _relative_drift
+
+    def log_invariant(states):  # V-like: defined only for positive states
+        return np.log(states[..., 0])
+
+    states = np.ones((3, 6, 1))
+    states[0, 3] = -1.0  # leaves the domain before any divergence: not a small drift
+    states[1, 4:] = np.nan  # diverged at step 4: the NaN after it is not drift
+    states[1, 2] = np.e  # ln e − ln 1 = 1 before the divergence
+    states[2, 5] = np.e**0.5
+    drift = _relative_drift(log_invariant, states, np.array([-1, 4, -1]))
+    assert drift[0] == np.inf and drift[1] == pytest.approx(1.0) and drift[2] == pytest.approx(0.5)

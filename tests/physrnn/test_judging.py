@@ -45,6 +45,20 @@ def test_a_target_is_judged_on_the_worst_seed():
     assert check.met and check.worst == pytest.approx(1e-4, rel=1e-12)
 
 
+def test_a_target_on_the_step_map_is_read_from_each_seeds_diagnostics():
+    # ω0 read from the Jacobian: seed 1 misses by 3e-3 (worst), seed 0 meets; a seed whose map could not be read
+    # (no diagnostics) fails rather than being skipped.
+    runs = [_run("esn", 0, 1e-4), _run("esn", 1, 1e-4)]
+    runs = [RunResult(**{**r.__dict__, "diagnostics": {"natural_frequency_rel_error_median": v}})
+            for r, v in zip(runs, (2e-4, 3e-3))]
+    (check,) = check_targets(_study("esn = { natural_frequency_rel_error = 1e-3 }"), runs)
+    assert not check.met and check.worst == pytest.approx(3e-3, rel=1e-12)
+    (check,) = check_targets(_study("esn = { natural_frequency_rel_error = 1e-3 }"), runs[:1])
+    assert check.met and check.worst == pytest.approx(2e-4, rel=1e-12)
+    (check,) = check_targets(_study("esn = { eigenvalue_error = 1.0 }"), [_run("esn", 0, 1e-4)])
+    assert np.isnan(check.worst) and not check.met
+
+
 def test_a_diverged_seed_fails_every_target():
     runs = [_run("esn", 0, 1e-4), _run("esn", 1, 1e-4, diverge=True)]
     (check,) = check_targets(_study("esn = { max_error = 1.0 }"), runs)

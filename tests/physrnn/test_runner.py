@@ -27,6 +27,8 @@ dt = 0.05
 t_end = 6.0
 seed = 2
 params = {{ damping = 0.2, drive_amplitude = 0.5, drive_frequency = 1.3 }}
+[diagnostics]
+long_steps = 300
 [models.esn]
 units = 20
 washout = 10

@@ -55,6 +55,7 @@ def shrink(raw: dict) -> dict:
             settings["epochs"] = min(settings["epochs"], 8)
         if "refine_steps" in settings:
             settings["refine_steps"] = 2
+    raw["diagnostics"] = {**raw.get("diagnostics", {}), "long_steps": 2000, "long_starts": 2}
     return raw
 
 
@@ -118,6 +119,18 @@ def test_small_version_of_each_study(path, tmp_path):
             assert summary[model.label]["rmse_mean"][0] < summary["persistence"]["rmse_mean"][0], model.label
         else:
             assert np.isfinite(summary[model.label]["rmse_mean"]).all(), model.label
+    # The diagnostics of RK4, whose map is O(Δt⁴) from the exact one (Δt ≤ 0.1 in every study): its increment is
+    # far closer to the exact increment than the exact increment is to f (O(Δt)); linearised at an equilibrium
+    # its rates are within (ωΔt)⁴/120 ≲ 1e-5 of the exact ones; over 2000 steps it behaves as the truth does.
+    diag = next(r for r in result.runs if r.label == "rk4").diagnostics
+    if study.features.observation == "full":
+        assert diag["increments"]["error_median"] < 1e-2 * diag["increments"]["floor_median"]
+        for label, eq in diag.get("equilibria", {}).items():
+            assert eq["rate_rel_error_max"] < 1e-3, label
+        assert diag["long_horizon"]["behaviour_right"] == diag["long_horizon"]["starts"]
+        assert (out / "figures" / "increments.png").is_file()
+    else:
+        assert "skipped" in diag
     kind = PHYSICS[path.stem]
     assert summary["rk4"].get("physics_kind") == kind
     if kind is None:

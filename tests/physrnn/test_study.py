@@ -25,7 +25,7 @@ def _with(path: str, value):
     *parents, last = path.split(".")
     node = raw
     for p in parents:
-        node = node[p]
+        node = node.setdefault(p, {})
     if value is _DELETE:
         del node[last]
     else:
@@ -77,6 +77,12 @@ def test_a_good_study_resolves():
     ("models.reservoir", {"kind": "esn", "units": 10**7}, r"units = 10000000 \(an echo-state reservoir\) needs about "
                                                           r"1\.6 PB of memory, more than this machine's"),
     ("rollout.horizon", 10, r"\[rollout\] unknown key horizon"),
+    ("diagnostics.horizon", 10, r"\[diagnostics\] unknown key horizon; allowed: points, increment_points, "
+                                r"long_steps, long_starts"),
+    ("diagnostics.long_steps", 1.5, r"\[diagnostics\] long_steps must be an integer >= 0, got 1\.5"),
+    ("diagnostics.points", 0, r"\[diagnostics\] points must be an integer >= 1, got 0"),
+    ("diagnostics.long_steps", 10**13, r"\[diagnostics\] long_steps x long_starts needs about .* of memory, more "
+                                       r"than this machine's"),
     ("rollout.group_by", "colour", r"\[rollout\] group_by = 'colour' is not a grouping of the oscillator system; "
                                    r"choose one of regime, training_range, damping"),
     ("rollout.group_by", "training_range", r"group_by = \"training_range\" needs parameter-aware models"),
