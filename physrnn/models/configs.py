@@ -80,6 +80,9 @@ class RecurrentConfig:
         factor; what differs is what the network has to represent.
     precision : {"float32", "float64"}
         Floating-point type of the network, its training and its rollout.
+    angles : tuple of str
+        Observed components that are angles (the pendulum's ``theta``): the network sees each as (cos, sin),
+        so its increment is 2π-periodic in them, as the physics is; the state itself stays unwrapped.
     seed : int
         Seed of the initial weights and of the batch order (a study sets it per seed).
     """
@@ -99,9 +102,13 @@ class RecurrentConfig:
     refine: str = "lm"
     target: str = "increment"
     precision: str = "float32"
+    angles: tuple[str, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.angles, str) or not all(isinstance(a, str) and a for a in self.angles):
+            raise ValueError(f"angles must be a list of component names such as [\"theta\"], got {self.angles!r}")
+        object.__setattr__(self, "angles", tuple(self.angles))
         if self.cell not in ("simplernn", "gru", "lstm"):
             raise ValueError(f"unknown recurrent cell {self.cell!r}; choose simplernn, gru or lstm")
         if self.target not in ("increment", "value"):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from ..data import Scaler
 
-__all__ = ["IncrementFromValue", "Standardize", "standardize"]
+__all__ = ["AngleFeatures", "IncrementFromValue", "Standardize", "angle_features", "standardize"]
 
 
 @keras.saving.register_keras_serializable(package="physrnn")
@@ -57,3 +58,30 @@ def standardize(scaler: Scaler, name: str, dtype: str, invert: bool = False) -> 
     layer = Standardize(len(scaler.mean), invert=invert, dtype=dtype, name=name)
     layer.set_statistics(scaler)
     return layer
+
+
+def angle_features(x: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:
+    """The inputs (..., n_in) with each angle column replaced by its cosine and sine (appended at the end):
+    what :class:`AngleFeatures` gives the network, for fitting its input scaling."""
+    keep = [i for i in range(x.shape[-1]) if i not in columns]
+    angles = x[..., list(columns)]
+    return np.concatenate([x[..., keep], np.cos(angles), np.sin(angles)], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="physrnn")
+class AngleFeatures(keras.layers.Layer):
+    """Each angle column of the inputs replaced by (cos, sin), appended at the end (see :func:`angle_features`):
+    a network after it is 2π-periodic in those inputs."""
+
+    def __init__(self, n_in: int, columns, **kwargs):
+        super().__init__(**kwargs)
+        self.n_in, self.columns = int(n_in), tuple(int(c) for c in columns)
+        self.keep = [i for i in range(self.n_in) if i not in self.columns]
+
+    def call(self, x):
+        ops = keras.ops
+        angles = ops.take(x, list(self.columns), axis=-1)
+        return ops.concatenate([ops.take(x, self.keep, axis=-1), ops.cos(angles), ops.sin(angles)], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "n_in": self.n_in, "columns": list(self.columns)}

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from ..data import Scaler
 from .configs import RecurrentConfig
-from .layers import IncrementFromValue, standardize
+from .layers import AngleFeatures, IncrementFromValue, angle_features, standardize
 from .levenberg import levenberg_marquardt
 from .linear import NetworkModel
 from .rollout import window_jacobian, windowed_rollout
@@ -182,7 +182,10 @@ class RecurrentStepModel(NetworkModel):
     def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler, dt: float) -> keras.Model:
         cfg, dtype = self.config, self.config.precision
         inp = keras.Input((cfg.window, n_in), dtype=dtype, name="window")
-        z = standardize(in_scaler, "input_scaling", dtype)(inp)
+        z = inp
+        if self._angle_columns:
+            z = AngleFeatures(n_in, self._angle_columns, dtype=dtype, name="angles")(z)
+        z = standardize(in_scaler, "input_scaling", dtype)(z)
         for layer in range(cfg.layers):
             z = _CELLS[cfg.cell](cfg.units, return_sequences=layer + 1 < cfg.layers, dtype=dtype,
                                  name=f"{cfg.cell}_{layer}")(z)
@@ -199,7 +202,12 @@ class RecurrentStepModel(NetworkModel):
     def _train(self, train, validation, *, verbose, checkpoint_dir, callbacks):
         cfg = self.config
         x, y = train.windows(cfg.window, cfg.rollout_steps)
-        in_scaler = Scaler.fit(train.inputs[:, :-1])
+        missing = [a for a in cfg.angles if a not in train.state_names]
+        if missing:
+            raise ValueError(f"angles {', '.join(missing)} are not observed components; choose from "
+                             f"{', '.join(train.state_names)}")
+        self._angle_columns = tuple(train.state_names.index(a) for a in cfg.angles)
+        in_scaler = Scaler.fit(angle_features(train.inputs[:, :-1], self._angle_columns))
         increment_scaler = Scaler.fit(train.targets)
         out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])
         self.network_ = self._build(x.shape[-1], train.n_obs, in_scaler, out_scaler, train.dt)

@@ -26,10 +26,13 @@ STUDY_FIELDS = {
     # Not cached: evaluation, grouping, targets and labels are recomputed from the rollouts on every run.
     "name": None, "description": None, "baselines": None, "valid_fraction": None, "group_by": None,
     "steady_fraction": None, "targets": None, "source": None, "computable": None, "path": None,
+    "diagnostics": None,
 }
 #: Alternatives for string-valued settings (numbers and booleans are perturbed generically).
 STRINGS = {"schedule": "plateau", "target": "value", "precision": {"float32": "float64", "float64": "float32"},
            "refine": {"lm": "lbfgs", "lbfgs": "lm"}}
+#: Alternatives for tuple-valued settings.
+TUPLES = {"angles": ("theta",)}
 
 
 def _other(name, value):
@@ -40,6 +43,8 @@ def _other(name, value):
         return value + 1
     if isinstance(value, float):
         return value * 0.5 if value else 0.5
+    if isinstance(value, tuple) and name in TUPLES:
+        return TUPLES[name]
     if isinstance(value, str) and name in STRINGS:
         alt = STRINGS[name]
         return alt[value] if isinstance(alt, dict) else alt
