@@ -331,8 +331,9 @@ def _diagnosed_runs(result, key: str) -> list:
 
 def _parameters(result, colours):
     """Physical parameters read from each model's step Jacobian, per test trajectory (median over its points),
-    against the model's input parameter where it has one (else the trajectory), beside the truth."""
-    runs = _diagnosed_runs(result, "per_trajectory")
+    against the model's input parameter where it has one (else the trajectory): the values beside the truth
+    (top) and their relative error (bottom, log). Persistence, which has no dynamics to read, is left out."""
+    runs = [r for r in _diagnosed_runs(result, "per_trajectory") if r.kind != "persistence"]
     names = list(runs[0].diagnostics["per_trajectory"])
     inputs = result.config.get("features", {}).get("parameters", [])
     params = result.figures.get("trace", {}).get("params", {})
@@ -341,16 +342,20 @@ def _parameters(result, colours):
         xlabel = f"{inputs[0]} (given to the models)"
     else:
         x, xlabel = None, "test trajectory"
-    fig, axes = new_figure(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = new_figure(2, len(names), figsize=(4.6 * len(names), 6.4), squeeze=False, sharex="col")
+    for col, name in enumerate(names):
         truth = np.asarray(runs[0].diagnostics["per_trajectory_truth"][name], float)
         xs = np.arange(truth.size) if x is None else x
         order = np.argsort(xs)
-        ax.plot(xs[order], truth[order], color="black", lw=2, label="truth")
+        axes[0][col].plot(xs[order], truth[order], color="black", lw=2, label="truth")
         for r in runs:
-            ax.plot(xs[order], np.asarray(r.diagnostics["per_trajectory"][name], float)[order], "o-", ms=3, lw=0.8,
-                    color=colours[r.label], label=r.label)
-        ax.set(xlabel=xlabel, ylabel=name, title=f"{name} read from the step Jacobian")
+            value = np.asarray(r.diagnostics["per_trajectory"][name], float)[order]
+            axes[0][col].plot(xs[order], value, "o-", ms=3, lw=0.8, color=colours[r.label], label=r.label)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rel = np.abs(value / truth[order] - 1)
+            axes[1][col].semilogy(xs[order], np.maximum(rel, 1e-17), "o-", ms=3, lw=0.8, color=colours[r.label])
+        axes[0][col].set(ylabel=name, title=f"{name} read from the step Jacobian")
+        axes[1][col].set(xlabel=xlabel, ylabel=f"|{name} / truth − 1|")
     axes[0][0].legend(fontsize=7)
     return fig
 

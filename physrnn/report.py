@@ -284,7 +284,9 @@ def _diagnostic_tables(result: dict[str, Any]) -> list[tuple[str, tuple[list[str
                        "max |r̂ − r| / max |r| (median over the test parameter sets, worst seed). Frequency: the "
                        "largest |Im r| (the small-oscillation frequency at a centre); growth rate: the largest "
                        "Re r (at ±v_max of the eigen flow the rates are the eigenvalue gaps ‖x‖²(λ_i − λmax)). "
-                       "Frequencies and rates: first seed, median over parameter sets, in 1/[T]."))
+                       "Frequencies and rates: first seed, median over parameter sets, in 1/[T]. Where no training "
+                       "trajectory rests at the equilibrium, a model with memory (the ESN's reservoir, held there "
+                       "for 100 steps) is read outside what it was trained on."))
 
     rows = [[label, _fmt(_worst([d["increments"]["error_median"] for d in mine])),
              _fmt(_worst([d["increments"]["error_max"] for d in mine])),
@@ -438,7 +440,7 @@ overflow-x:auto}}</style></head><body>
 # ----------------------------------------------------------------------------------------------- sweeps
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return "nan" if not np.isfinite(value) else f"{value:.3e}"
+        return f"{value:.3e}" if np.isfinite(value) else str(value)  # nan, inf (a drift off the domain)
     return str(value)
 
 

@@ -51,7 +51,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny, capsys):
     first = capsys.readouterr()
     report = root / "reports" / "tiny"
     for name in ("report.html", "report.md", "metrics.json", "metrics.csv", "results.json",
-                 "figures/rollout.png", "figures/error.png", "figures/phase.png"):
+                 "figures/rollout.png", "figures/error.png", "figures/phase.png", "figures/parameters.png",
+                 "figures/increments.png"):
         assert (report / name).is_file(), name
     results = json.loads((report / "results.json").read_text())
     by_label = {s["label"]: s for s in results["summary"]}
@@ -72,6 +73,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny, capsys):
     diag = {r["label"]: r["diagnostics"] for r in results["rows"]}
     assert diag["linear"]["eigenvalue_error_max"] < 1e-10 and diag["linear"]["damping_rel_error_median"] < 1e-9
     assert diag["euler"]["damping_rel_error_median"] == pytest.approx(0.25, abs=0.01)
+    # ... and the rest of the section: Euler's increment is f (its error is the O(Δt) floor), the linear map's is
+    # the exact increment; no model diverges over the 300-step long runs of the driven, damped oscillator.
+    assert diag["euler"]["increments"]["field_gap_median"] < 1e-13
+    assert diag["linear"]["increments"]["error_max"] < 1e-10 < diag["euler"]["increments"]["error_median"]
+    assert all(d["long_horizon"]["diverged"] == 0 and d["long_horizon"]["steps"] == 300 for d in diag.values())
+    for title in ("what the network approximates", "long horizons (300 steps)", "error growth"):
+        assert f"## Diagnostics: {title}" in md, title
     # Nothing changed: every stage is found, nothing is recomputed, the numbers are the same.
     assert main(["study", str(tiny), "--root", str(root)]) == 0
     second = capsys.readouterr().err
