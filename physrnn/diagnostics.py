@@ -225,7 +225,8 @@ class Increments:
                 "error_max": float(np.max(self.error)), "field_gap_median": float(np.median(self.field_gap)),
                 "floor_median": float(np.median(self.floor)),
                 # the map: the first two state components of each point, and the two differences
-                "map": {"x": self.states[..., 0].ravel().tolist(), "y": self.states[..., min(1, self.states.shape[-1] - 1)].ravel().tolist(),
+                "map": {"x": self.states[..., 0].ravel().tolist(),
+                        "y": self.states[..., min(1, self.states.shape[-1] - 1)].ravel().tolist(),
                         "error": self.error.ravel().tolist(), "floor": self.floor.ravel().tolist()}}
 
 
