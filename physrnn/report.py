@@ -241,7 +241,11 @@ def _diagnostic_tables(result: dict[str, Any]) -> list[tuple[str, tuple[list[str
     runs and the error growth; each row a model at its worst seed (see :mod:`physrnn.diagnostics`)."""
     models = _diagnosed(result)
     if not models:
-        return []
+        skipped = {r["label"]: r["diagnostics"]["skipped"] for r in result["rows"]
+                   if "skipped" in r.get("diagnostics", {})}
+        return [("Diagnostics", (["model", "not read because"], [[k, v] for k, v in skipped.items()]),
+                 "The step-map diagnostics compare maps of the full state with the exact flow map's.")] \
+            if skipped else []
     settings = result["config"].get("diagnostics", {})
     tables = []
     first = next(iter(models.values()))[0]
