@@ -184,7 +184,7 @@ def _diagnosable(test) -> bool:
 def _long_data(test, study, note):
     """The truth of the long runs, shared by every model (None: none asked for, or not diagnosable)."""
     settings = study.diagnostic_settings()
-    if not settings["long_steps"] or not _diagnosable(test):
+    if not settings["enabled"] or not settings["long_steps"] or not _diagnosable(test):
         return None
     note(f"[diagnose] truth of the long runs: {settings['long_starts']} test starts, {settings['long_steps']} steps")
     return long_truth(test, n_steps=settings["long_steps"], starts=settings["long_starts"])
@@ -192,9 +192,11 @@ def _long_data(test, study, note):
 
 def _diagnostics(model, test, rollout, study, long_data, name, note) -> dict[str, Any]:
     """The summary of :func:`physrnn.diagnostics.diagnose`, or ``{"skipped": why}``."""
+    settings = study.diagnostic_settings()
+    if not settings["enabled"]:
+        return {"skipped": "turned off ([diagnostics] enabled = false)"}
     if not _diagnosable(test):
         return {"skipped": "the diagnostics need the full state observed"}
-    settings = study.diagnostic_settings()
     note(f"[diagnose] {name}: step Jacobians, equilibria, increments"
          + (f", {settings['long_steps']} closed-loop steps" if long_data is not None else ""))
     try:

@@ -41,6 +41,7 @@ and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru 
     steady_fraction = 0.33      # share of the horizon the steady-state (resonance) fit uses
 
     [diagnostics]               # optional: inside the learned step map (physrnn.diagnostics)
+    enabled = true              # false: none (a sweep's trials, judged by their rollouts alone)
     points = 8                  # steps per test trajectory where the step Jacobian is read
     increment_points = 16       # steps where the learned increment is compared with the exact one and f
     long_steps = 100000         # closed-loop steps of the long runs (0: none)
@@ -174,8 +175,9 @@ class StudyConfig:
     #: The [diagnostics] settings (every key of DIAGNOSTIC_DEFAULTS).
     diagnostics: Mapping[str, int] | None = None
 
-    def diagnostic_settings(self) -> dict[str, int]:
-        return {k: default for k, (default, _) in DIAGNOSTIC_DEFAULTS.items()} | dict(self.diagnostics or {})
+    def diagnostic_settings(self) -> dict[str, Any]:
+        return ({"enabled": True} | {k: default for k, (default, _) in DIAGNOSTIC_DEFAULTS.items()}
+                | dict(self.diagnostics or {}))
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config (as a report records it)."""
@@ -357,8 +359,12 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
                                "[features] parameters")
 
     diagnostics = dict(_table(raw, "diagnostics", where)) if "diagnostics" in raw else {}
-    _unknown(diagnostics, list(DIAGNOSTIC_DEFAULTS), where, "diagnostics")
+    _unknown(diagnostics, ["enabled", *DIAGNOSTIC_DEFAULTS], where, "diagnostics")
+    if not isinstance(diagnostics.get("enabled", True), bool):
+        raise _fail(where, f"[diagnostics] enabled must be true or false, got {diagnostics['enabled']!r}")
     for key, value in diagnostics.items():
+        if key == "enabled":
+            continue
         least = DIAGNOSTIC_DEFAULTS[key][1]
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise _fail(where, f"[diagnostics] {key} must be an integer >= {least}, got {value!r}")

@@ -178,6 +178,8 @@ def _trial_study(base: StudyConfig, model: str, values: Mapping[str, Any], sweep
     raw["models"] = {kind: {"kind": kind, **settings}}
     raw["study"].update(seeds=[values["seed"]], baselines=[])
     raw.pop("targets", None)
+    # A trial is judged by its rollouts' objective; reading its step map (10⁵-step runs among it) is a study's job.
+    raw["diagnostics"] = {**raw.get("diagnostics", {}), "enabled": False}
     if "dt" in values:
         _set_dt(raw, values["dt"])
     raw["study"]["name"] = f"{sweep_name}-{stage_key('trial', raw)}"

@@ -8,6 +8,8 @@ seeds = [0]
 baselines = ["euler", "rk4", "linear"]
 [features]
 observation = "full"
+[diagnostics]
+long_steps = 300
 [train]
 system = "oscillator"
 n_traj = 4
@@ -22,7 +24,5 @@ dt = 0.1
 t_end = 6.0
 seed = 2
 params = { damping = 0.3 }
-[diagnostics]
-long_steps = 300
 [models]
 """

@@ -88,6 +88,8 @@ description = "A system defined in a test file."
 seeds = [0]
 [features]
 observation = "full"
+[diagnostics]
+long_steps = 300
 [train]
 system = "rotation"
 n_traj = 8

@@ -77,10 +77,11 @@ def test_a_good_study_resolves():
     ("models.reservoir", {"kind": "esn", "units": 10**7}, r"units = 10000000 \(an echo-state reservoir\) needs about "
                                                           r"1\.6 PB of memory, more than this machine's"),
     ("rollout.horizon", 10, r"\[rollout\] unknown key horizon"),
-    ("diagnostics.horizon", 10, r"\[diagnostics\] unknown key horizon; allowed: points, increment_points, "
-                                r"long_steps, long_starts"),
+    ("diagnostics.horizon", 10, r"\[diagnostics\] unknown key horizon; allowed: enabled, points, "
+                                r"increment_points, long_steps, long_starts"),
     ("diagnostics.long_steps", 1.5, r"\[diagnostics\] long_steps must be an integer >= 0, got 1\.5"),
     ("diagnostics.points", 0, r"\[diagnostics\] points must be an integer >= 1, got 0"),
+    ("diagnostics.enabled", "no", r"\[diagnostics\] enabled must be true or false, got 'no'"),
     ("diagnostics.long_steps", 10**13, r"\[diagnostics\] long_steps x long_starts needs about .* of memory, more "
                                        r"than this machine's"),
     ("rollout.group_by", "colour", r"\[rollout\] group_by = 'colour' is not a grouping of the oscillator system; "

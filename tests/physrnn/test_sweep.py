@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from physrnn.cli import main
-from physrnn.study import StudyConfigError
+from physrnn.study import StudyConfigError, study_from_dict
 from physrnn.sweep import RETRIES, STARTS, load_sweep, rank, run_sweep, sweep_from_dict
 
 BASE = """
@@ -118,6 +118,9 @@ def test_a_dt_axis_changes_both_ensembles_and_keeps_their_duration(base):
     study = sweep.trials[0].study
     assert study["train"]["dt"] == study["test"]["dt"] == 0.05 and study["test"]["t_end"] == 20.0
     assert [b["train"]["dt"] for b in sweep.baselines] == [0.05, 0.1]
+    # a trial is judged by its rollouts: the step-map diagnostics (10⁵-step runs among them) are off
+    assert study["diagnostics"]["enabled"] is False
+    assert study_from_dict(study).diagnostic_settings()["enabled"] is False
 
 
 @pytest.mark.parametrize("raw, message", [
