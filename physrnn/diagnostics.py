@@ -376,14 +376,12 @@ Vert` against t over the closed loop, per trajectory,
     :data:`GROWTH_MIN_POINTS` samples. ``lyapunov``: the exact
     exponents per trajectory, computed by Benettin's method on the reference when not given: over 200 periods
     where the system may be chaotic (the estimate valid Lyapunov times use), else over the test horizon."""
-    from .metrics import attractor_exponent
+    from .metrics import attractor_exponent, beyond_valid
 
     c = rollout.context
     n = rollout.observed.shape[1]
     pred, true, t = rollout.observed[:, c:], data.observed[:, c:n], rollout.time[c:]
-    span = (true.max(axis=1) - true.min(axis=1))[:, None, :]
-    with np.errstate(invalid="ignore"):
-        bad = ~(np.abs(pred - true) <= fraction * span).all(axis=-1)
+    bad = beyond_valid(true=true, pred=pred, fraction=fraction)
     err = np.linalg.norm(pred - true, axis=-1)
     floor = ROUNDING_FLOOR * np.abs(true).max(axis=(1, 2))
     exponent = np.full(pred.shape[0], np.nan)

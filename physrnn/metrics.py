@@ -85,6 +85,14 @@ def invariant_error(*, true: np.ndarray, pred: np.ndarray, invariant: Callable[[
     return np.max(np.abs(invariant(pred) - e_true), axis=-1) / np.max(np.abs(e_true), axis=-1)
 
 
+def beyond_valid(*, true: np.ndarray, pred: np.ndarray, fraction: float) -> np.ndarray:
+    """Where some component's error exceeds ``fraction`` of its true range over the horizon given (a NaN
+    prediction counts), bool (n_traj, n_steps): the valid-time rule, shared with the error-growth fit."""
+    span = true.max(axis=-2, keepdims=True) - true.min(axis=-2, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        return (~(np.abs(pred - true) <= fraction * span)).any(axis=-1)
+
+
 def valid_time(*, true: np.ndarray, pred: np.ndarray, time: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     """Time until the error first exceeds ``fraction`` of the true signal's range, per trajectory.
 
@@ -101,10 +109,7 @@ def valid_time(*, true: np.ndarray, pred: np.ndarray, time: np.ndarray, fraction
     if not 0 < fraction:
         raise ValueError(f"fraction must be > 0, got {fraction!r}")
     time = np.asarray(time, dtype=float)
-    span = true.max(axis=-2, keepdims=True) - true.min(axis=-2, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        bad = ~(np.abs(pred - true) <= fraction * span)  # NaN counts as bad
-    bad = bad.any(axis=-1)  # (n_traj, n_steps)
+    bad = beyond_valid(true=true, pred=pred, fraction=fraction)
     first = np.argmax(bad, axis=-1)
     return np.where(bad.any(axis=-1), time[first] - time[0], time[-1] - time[0])
 
