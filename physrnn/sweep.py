@@ -28,6 +28,11 @@ closed-loop figure of the rollouts from the study's held-out test starts (never 
     factor = 10                    # at this time step (one of the dt axis, or the base study's)
     dt = 0.5
 
+A ``dt`` axis keeps every ensemble's duration, so a smaller Δt means more steps. Training cost grows with the
+number of steps, so ``train_steps`` may cap it: the training trajectories are cut to ``train_steps`` steps
+where Δt is small (their starts and parameters unchanged), while the test keeps its duration and so its
+horizon. Cut them only to a duration that still covers each orbit: the model sees the same states, more finely.
+
 With a ``dt`` axis the report also draws the objective against Δt on log–log axes for every baseline and
 model type (the best point of each type at each Δt), with the fitted slope of each: 1 for Euler, 4 for RK4.
 
@@ -81,7 +86,7 @@ def objectives() -> dict[str, str]:
     return target_metrics()
 
 _SPECIAL_AXES = ("kind", "seed", "dt")
-_SWEEP_KEYS = ("name", "description", "study", "model", "objective", "sample", "n_samples", "seed")
+_SWEEP_KEYS = ("name", "description", "study", "model", "objective", "sample", "n_samples", "seed", "train_steps")
 RETRIES = 2  # a trial whose process or worker dies is run up to 1 + RETRIES times
 
 
@@ -116,6 +121,7 @@ class SweepConfig:
     trials: tuple[Trial, ...]
     baselines: tuple[Mapping[str, Any], ...]  # one study of the base study's baselines per time step
     target: Mapping[str, Any] | None = None  # {"baseline", "factor", "dt"}
+    train_steps: int | None = None  # with a dt axis, at most this many steps per training trajectory
 
     @property
     def direction(self) -> str:
@@ -124,7 +130,8 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"sweep": {"name": self.name, "description": self.description, "study": self.study_file,
                           "model": self.model, "objective": self.objective, "sample": self.sample,
-                          **({"n_samples": self.n_samples, "seed": self.seed} if self.sample == "random" else {})},
+                          **({"n_samples": self.n_samples, "seed": self.seed} if self.sample == "random" else {}),
+                          **({"train_steps": self.train_steps} if self.train_steps is not None else {})},
                 "axes": dict(self.axes), **({"target": dict(self.target)} if self.target else {})}
 
 
@@ -165,7 +172,8 @@ def _label(values: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()) or "base"
 
 
-def _trial_study(base: StudyConfig, model: str, values: Mapping[str, Any], sweep_name: str) -> dict[str, Any]:
+def _trial_study(base: StudyConfig, model: str, values: Mapping[str, Any], sweep_name: str,
+                 train_steps: int | None = None) -> dict[str, Any]:
     """The base study, resolved, cut down to the trial's model and seed, with the axes' values applied."""
     raw = base.to_dict()
     entry = next(m for m in base.models if m.label == model)
@@ -181,17 +189,19 @@ def _trial_study(base: StudyConfig, model: str, values: Mapping[str, Any], sweep
     # A trial is judged by its rollouts' objective; reading its step map (10⁵-step runs among it) is a study's job.
     raw["diagnostics"] = {**raw.get("diagnostics", {}), "enabled": False}
     if "dt" in values:
-        _set_dt(raw, values["dt"])
+        _set_dt(raw, values["dt"], train_steps)
     raw["study"]["name"] = f"{sweep_name}-{stage_key('trial', raw)}"
     return raw
 
 
-def _set_dt(raw: dict[str, Any], dt: float) -> None:
+def _set_dt(raw: dict[str, Any], dt: float, train_steps: int | None = None) -> None:
     for part in ("train", "test"):
         ensemble = raw[part]
         if ensemble.get("n_steps") is not None:  # keep the duration, not the number of steps
             ensemble["t_end"] = ensemble["dt"] * (ensemble.pop("n_steps") - 1)
         ensemble["dt"] = dt
+        if part == "train" and train_steps is not None and ensemble["t_end"] > dt * train_steps:
+            ensemble["t_end"] = dt * train_steps
 
 
 def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str | Path = ".") -> SweepConfig:
@@ -234,6 +244,13 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
         raise _fail(where, "[sweep] n_samples applies to sample = \"random\" only")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise _fail(where, f"[sweep] seed must be an integer >= 0, got {seed!r}")
+    train_steps = head.get("train_steps")
+    if train_steps is not None and (not isinstance(train_steps, int) or isinstance(train_steps, bool)
+                                    or train_steps < 2):
+        raise _fail(where, f"[sweep] train_steps must be an integer >= 2 (steps per training trajectory), "
+                           f"got {train_steps!r}")
+    if train_steps is not None and "dt" not in raw.get("axes", {}):
+        raise _fail(where, "[sweep] train_steps applies with a dt axis only; add [axes] dt or remove it")
 
     axes = dict(raw.get("axes", {}))
     kinds_given = axes.get("kind")
@@ -275,7 +292,7 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
     for point in points:
         for s in seeds:
             values = {**point, "seed": s}
-            raw_study = _trial_study(base, model, values, name)
+            raw_study = _trial_study(base, model, values, name, train_steps)
             try:
                 study_from_dict(raw_study, f"trial {_label(values)}")
             except StudyConfigError as err:
@@ -290,7 +307,7 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
             raw_base["study"].update(seeds=[base.seeds[0]])
             raw_base.pop("targets", None)
             if dt is not None:
-                _set_dt(raw_base, dt)
+                _set_dt(raw_base, dt, train_steps)
             raw_base["study"]["name"] = f"{name}-baselines-{stage_key('baselines', raw_base)}"
             study_from_dict(raw_base, f"{where} (baselines)")
             baselines.append(raw_base)
@@ -298,7 +315,7 @@ def sweep_from_dict(raw: Mapping[str, Any], where: str = "sweep", base_dir: str 
     return SweepConfig(name=name, description=head.get("description", ""), study_file=str(study_file), base=base,
                        model=model, objective=objective, sample=sample, n_samples=n_samples, seed=seed,
                        axes={**axes, **{k: dict(v) for k, v in per_kind.items()}}, trials=tuple(trials),
-                       baselines=tuple(baselines), target=target)
+                       baselines=tuple(baselines), target=target, train_steps=train_steps)
 
 
 def _check_target(target: Any, base: StudyConfig, dts: list[float] | None, where: str) -> dict[str, Any] | None:

@@ -123,6 +123,19 @@ def test_a_dt_axis_changes_both_ensembles_and_keeps_their_duration(base):
     assert study_from_dict(study).diagnostic_settings()["enabled"] is False
 
 
+def test_train_steps_cuts_the_training_trajectories_at_small_dt_only_and_never_the_test(base):
+    sweep = _sweep(base, '[sweep]\nname = "d"\nstudy = "base.toml"\nmodel = "esn"\ntrain_steps = 50\n'
+                         '[axes]\ndt = [0.05, 0.1, 0.5]\nseed = [0]\n')
+    # base: t_end 10 for training. At Δt = 0.05 that is 200 steps, cut to 50 (t_end 2.5); at 0.1, 100 cut to
+    # 50; at 0.5 it is 20 steps, left alone. The test keeps t_end 20 at every Δt; the baselines' data is the
+    # trials' data.
+    for study, b, t_train in zip([t.study for t in sweep.trials], sweep.baselines, [2.5, 5.0, 10.0]):
+        assert study["train"]["t_end"] == pytest.approx(t_train, rel=1e-15) and study["test"]["t_end"] == 20.0
+        assert b["train"] == study["train"] and b["test"] == study["test"]
+        assert round(study["train"]["t_end"] / study["train"]["dt"]) <= 50
+    assert sweep.to_dict()["sweep"]["train_steps"] == 50
+
+
 @pytest.mark.parametrize("raw, message", [
     (_raw(objective="loss"), "objective = 'loss' is not a closed-loop figure"),
     (_raw(model="lstm"), "model = 'lstm' is not a model of"),
@@ -140,6 +153,9 @@ def test_a_dt_axis_changes_both_ensembles_and_keeps_their_duration(base):
      "dt = 0.5 is not a time step of the sweep; choose from 0.1, 0.2"),
     ({**_raw(), "target": {"baseline": "euler", "factr": 10}}, "[target] takes baseline, factor and dt"),
     ({"sweep": {"name": "s", "study": "base.toml", "objectiv": "rmse"}, "axes": {}}, "unknown key objectiv"),
+    (_raw(axes={"dt": [0.1]}, train_steps=1), "train_steps must be an integer >= 2"),
+    (_raw(axes={"dt": [0.1]}, train_steps=50.0), "train_steps must be an integer >= 2"),
+    (_raw(train_steps=50), "train_steps applies with a dt axis only"),
 ])
 def test_bad_sweep_configs_name_the_key(base, raw, message):
     with pytest.raises(StudyConfigError) as err:
