@@ -72,6 +72,10 @@ class RecurrentConfig:
         The method: "lm", Levenberg–Marquardt with matrix-free Gauss–Newton steps (float64 only; stops when
         the validation loss stalls for ``patience`` iterations and keeps the best weights); "lbfgs", SciPy's
         L-BFGS, kept only if the validation loss improves.
+    cg_steps : int
+        With ``refine = "lm"``: the most conjugate-gradient iterations per Levenberg–Marquardt step. More give
+        a step nearer the exact damped Gauss–Newton one at more cost per iteration; on the benchmark's
+        SimpleRNN, 60 lowers the validation loss faster than 30 (or 15, or 120) for the first minute.
     target : {"increment", "value"}
         What the network's output layer predicts. "increment" (physrnn's form): g, the standardised
         Euler-style increment. "value": the next observed value itself, standardised like the states — the
@@ -100,6 +104,7 @@ class RecurrentConfig:
     rollout_steps: int = 1
     refine_steps: int = 0
     refine: str = "lm"
+    cg_steps: int = 30
     target: str = "increment"
     precision: str = "float32"
     angles: tuple[str, ...] = ()
@@ -113,7 +118,7 @@ class RecurrentConfig:
             raise ValueError(f"unknown recurrent cell {self.cell!r}; choose simplernn, gru or lstm")
         if self.target not in ("increment", "value"):
             raise ValueError(f"unknown target {self.target!r}; choose increment or value")
-        for name in ("units", "layers", "window", "epochs", "batch_size", "patience", "rollout_steps"):
+        for name in ("units", "layers", "window", "epochs", "batch_size", "patience", "rollout_steps", "cg_steps"):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
         _check_int("refine_steps", self.refine_steps, 0)

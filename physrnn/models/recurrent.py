@@ -241,8 +241,8 @@ class RecurrentStepModel(NetworkModel):
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         if cfg.refine_steps and cfg.refine == "lm":
             self.history_.update(levenberg_marquardt(trainer, (x, y), val, steps=cfg.refine_steps,
-                                                     patience=cfg.patience, dtype=cfg.precision, verbose=verbose,
-                                                     callbacks=callbacks))
+                                                     patience=cfg.patience, dtype=cfg.precision,
+                                                     cg_steps=cfg.cg_steps, verbose=verbose, callbacks=callbacks))
         elif cfg.refine_steps:
             self.history_.update(_refine(trainer, (x, y), val, cfg.refine_steps, cfg.precision, callbacks))
 

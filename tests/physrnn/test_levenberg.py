@@ -110,13 +110,21 @@ def test_levenberg_marquardt_goes_far_below_adam_and_keeps_the_best_weights(lm_g
     assert not lm_gru.network_.get_layer("gru_0").unroll
 
 
-def test_levenberg_marquardt_shows_keras_style_progress(small_train, small_val, capsys):
-    build_model("simplernn", units=4, window=2, epochs=1, precision="float64", refine_steps=2).fit(
-        small_train, small_val, verbose=2)
+def test_levenberg_marquardt_shows_keras_style_progress_and_takes_its_cg_budget(small_train, small_val, capsys):
+    model = build_model("simplernn", units=4, window=2, epochs=1, precision="float64", refine_steps=2,
+                        cg_steps=3).fit(small_train, small_val, verbose=2)
     out = capsys.readouterr().out
     assert "2/2" in out and "iteration" in out
     for name in ("loss:", "val_loss:", "damping:"):
         assert name in out, out
+    # 3 CG iterations cannot solve a 4-unit network's damped Gauss–Newton system (about 40 weights) to the
+    # 1e-5 relative residual, so each step uses the whole budget the model's setting gives it, and no more.
+    assert model.history_["lm_cg"] == [3, 3]
+
+
+def test_the_cg_budget_is_checked():
+    with pytest.raises(ValueError, match=r"cg_steps must be an integer >= 1, got 0"):
+        build_model("gru", cg_steps=0)
 
 
 def test_the_echo_state_loop_in_numpy_is_the_keras_network(small_train, held_out):
