@@ -528,6 +528,8 @@ def _dt_figure(result: dict[str, Any]) -> bytes | None:
     dts, lines, models = _by_dt(result)
     if not dts:
         return None
+    from matplotlib.ticker import NullFormatter
+
     fig, ax = new_figure(figsize=(6.4, 4.6))
     colours = colour_map([*lines, *models])
     for label, values in {**lines, **models}.items():
@@ -540,6 +542,8 @@ def _dt_figure(result: dict[str, Any]) -> bytes | None:
                 label=f"{label} (slope {_slope(dts, values):.2f})")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xticks(dts, [f"{dt:g}" for dt in dts])  # the swept steps, not crowded minor decades
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("Δt")
     ax.set_ylabel(result["objective"])
     ax.legend(fontsize=7)
