@@ -87,6 +87,36 @@ def test_a_networks_jacobian_is_the_derivative_of_the_network_at_each_lag(oscill
             np.testing.assert_allclose(window[:, pos, :, j], column, atol=1e-8)
 
 
+@pytest.mark.parametrize("leak_rate", [1.0, 0.6])
+def test_the_echo_state_jacobian_in_closed_form_is_the_keras_networks_autodiff(oscillator, leak_rate):
+    # The ESN's Jacobian is written out by hand (NumPy); here TensorFlow differentiates the saved Keras layers
+    # instead: the same reservoir state (the true history up to n − 1), the latest input varied. Two float64
+    # routes to one derivative of an O(1) map: agreement to rounding.
+    import tensorflow as tf
+
+    train, test = oscillator
+    model = pr.ESN(units=30, washout=10, leak_rate=leak_rate, precision="float64").fit(train)
+    steps = np.array([11, 40, 150])
+    closed_form = model.step_jacobian(test, steps)[:, :, 0]  # (n_traj, 3, 2, 2)
+    net = model.network_
+    cell = net.get_layer("reservoir").cell
+    scaled = np.asarray(net.get_layer("input_scaling")(tf.constant(test.inputs)), np.float64)
+    h = np.zeros((test.n_traj, 30))
+    history = []
+    for i in range(steps.max()):
+        h = np.asarray(cell(tf.constant(scaled[:, i]), [tf.constant(h)])[0], np.float64)
+        history.append(h)
+    for k, n in enumerate(steps):
+        x = tf.constant(test.inputs[:, n])
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            z = net.get_layer("input_scaling")(x)
+            h_next, _ = cell(z, [tf.constant(history[n - 1])])
+            g = net.get_layer("increment")(net.get_layer("readout")(tf.concat([h_next, z], axis=-1)))
+        autodiff = np.eye(2) + DT * tape.batch_jacobian(g, x).numpy()[..., :2]
+        np.testing.assert_allclose(closed_form[:, k], autodiff, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("eta", [0.2, 3.0])  # an under-damped pair, and two real eigenvalues
 def test_omega0_and_eta_come_back_from_the_exact_flow_map(eta):
     matrix = np.array([[0.0, 1.0], [-1.0, -eta]])
