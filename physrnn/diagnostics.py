@@ -50,7 +50,7 @@ from simulators.integrate import flow_jacobian, lyapunov_exponent, solve
 from simulators.trajectory_file import Trajectories
 
 __all__ = ["READOUTS", "READOUT_PARAMETERS", "Diagnostics", "ErrorGrowth", "Increments", "Linearisation", "LongHorizon", "diagnose", "error_growth",
-           "exact_step_jacobian", "increments", "linearise", "long_horizon", "long_truth", "match_eigenvalues",
+           "exact_exponents", "exact_step_jacobian", "increments", "linearise", "long_horizon", "long_truth", "match_eigenvalues",
            "on_trajectory_jacobian", "one_step", "oscillator_parameters", "target_figures", "target_value"]
 
 #: The reference tolerances of the exact flow map's Jacobian (variational equations, DOP853).
@@ -376,7 +376,7 @@ Vert` against t over the closed loop, per trajectory,
     :data:`GROWTH_MIN_POINTS` samples. ``lyapunov``: the exact
     exponents per trajectory, computed by Benettin's method on the reference when not given: over 200 periods
     where the system may be chaotic (the estimate valid Lyapunov times use), else over the test horizon."""
-    from .metrics import attractor_exponent, beyond_valid
+    from .metrics import beyond_valid
 
     c = rollout.context
     n = rollout.observed.shape[1]
@@ -391,12 +391,23 @@ Vert` against t over the closed loop, per trajectory,
         if ok.size >= GROWTH_MIN_POINTS:
             exponent[j] = np.polyfit(t[ok], np.log(err[j, ok]), 1)[0]
     if lyapunov is None:
-        if data.system.may_be_chaotic():  # the estimate the valid Lyapunov times use (200 periods, cached)
-            lyapunov = attractor_exponent(data.system, data.states[:, c], data.time[c]).exponent
-        else:  # a regular orbit: over the test horizon (its ln T/T bias is what this horizon can tell apart)
-            lyapunov = lyapunov_exponent(data.system, data.states[:, c], data.time[c],
-                                         duration=float(data.time[-1] - data.time[c])).exponent
+        lyapunov = exact_exponents(data, c)
     return ErrorGrowth(exponent=exponent, lyapunov_exponent=np.asarray(lyapunov, dtype=float))
+
+
+def exact_exponents(data, context: int) -> np.ndarray:
+    """The exact system's largest Lyapunov exponent from each trajectory's state at step ``context``, by
+    Benettin's method on the reference: over 200 periods where the system may be chaotic (the estimate valid
+    Lyapunov times use), else over the rest of the horizon. The same for every model closing its loop there,
+    so a study computes it once per context (:func:`error_growth` takes it as ``lyapunov``)."""
+    from .metrics import attractor_exponent
+
+    c = context
+    if data.system.may_be_chaotic():  # the estimate the valid Lyapunov times use (200 periods, cached)
+        return attractor_exponent(data.system, data.states[:, c], data.time[c]).exponent
+    # A regular orbit: over the test horizon (its ln T/T bias is what this horizon can tell apart).
+    return lyapunov_exponent(data.system, data.states[:, c], data.time[c],
+                             duration=float(data.time[-1] - data.time[c])).exponent
 
 
 @dataclass(frozen=True, eq=False)

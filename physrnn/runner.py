@@ -21,7 +21,7 @@ from simulators.trajectory_file import read_trajectories, software_versions
 from .analysis import groups_of
 from .cache import code_fingerprint, model_module, store, usable
 from .data import FeatureSpec, build_step_data, split_by_trajectory
-from .diagnostics import diagnose, long_truth, target_figures, target_value
+from .diagnostics import diagnose, exact_exponents, long_truth, target_figures, target_value
 from .evaluation import evaluate, read_rollout, write_rollout
 from .figures import FigureInputs, collect_figures
 from .metrics import attractor_exponent
@@ -117,6 +117,7 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
 
     runs, first_rollouts = [], {}
     long_data = _long_data(test, study, note)
+    exponents: dict[int, np.ndarray] = {}  # the exact Lyapunov exponents, once per closed-loop start
     for entry in _entries(study):
         cls = model_class(entry.kind)
         prototype = model_config(entry.kind, **entry.settings)
@@ -161,7 +162,8 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
             runs.append(RunResult(label=entry.label, kind=entry.kind, seed=seed, settings=settings, scores=scores,
                                   fit_seconds=model.fit_seconds_, history=model.history_, model_file=str(model_path),
                                   rollout_file=str(roll_path),
-                                  diagnostics=_diagnostics(model, test, rollout, study, long_data, name, note)))
+                                  diagnostics=_diagnostics(model, test, rollout, study, long_data, exponents,
+                                                            name, note)))
     figures = collect_figures(FigureInputs(first_rollouts, test, tuple(test_tr.state_units)))
     truth = {"train": truth_facts(train_tr), "test": truth_facts(test_tr)}
     if first_rollouts and any("valid_lyapunov_times" in r.scores.per_trajectory for r in runs):
@@ -190,8 +192,9 @@ def _long_data(test, study, note):
     return long_truth(test, n_steps=settings["long_steps"], starts=settings["long_starts"])
 
 
-def _diagnostics(model, test, rollout, study, long_data, name, note) -> dict[str, Any]:
-    """The summary of :func:`physrnn.diagnostics.diagnose`, or ``{"skipped": why}``."""
+def _diagnostics(model, test, rollout, study, long_data, exponents, name, note) -> dict[str, Any]:
+    """The summary of :func:`physrnn.diagnostics.diagnose`, or ``{"skipped": why}``; ``exponents`` keeps the
+    exact Lyapunov exponents by closed-loop start, shared by the models starting there."""
     settings = study.diagnostic_settings()
     if not settings["enabled"]:
         return {"skipped": "turned off ([diagnostics] enabled = false)"}
@@ -200,8 +203,11 @@ def _diagnostics(model, test, rollout, study, long_data, name, note) -> dict[str
     note(f"[diagnose] {name}: step Jacobians, equilibria, increments"
          + (f", {settings['long_steps']} closed-loop steps" if long_data is not None else ""))
     try:
+        if rollout.context not in exponents:
+            exponents[rollout.context] = exact_exponents(test, rollout.context)
         return diagnose(model, test, points=settings["points"], increment_points=settings["increment_points"],
-                        long_steps=0, long=long_data, rollout=rollout, valid_fraction=study.valid_fraction).summary()
+                        long_steps=0, long=long_data, rollout=rollout, lyapunov=exponents[rollout.context],
+                        valid_fraction=study.valid_fraction).summary()
     except NotImplementedError as err:
         return {"skipped": str(err)}
 

@@ -2,9 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
+import physrnn as pr
 from physrnn.cli import main
+from physrnn.diagnostics import exact_exponents
 from physrnn.study import study_from_dict
 
 ENSEMBLE = {"system": "oscillator", "n_traj": 6, "dt": 0.05, "t_end": 4.0, "seed": 1,
@@ -80,6 +83,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny, capsys):
     assert all(d["long_horizon"]["diverged"] == 0 and d["long_horizon"]["steps"] == 300 for d in diag.values())
     for title in ("what the network approximates", "long horizons (300 steps)", "error growth"):
         assert f"## Diagnostics: {title}" in md, title
+    # The exact exponents are computed once per closed-loop start and shared: the ESN starts after its washout
+    # (step 11), the others at step 1, and each reads its own start's (over a 6-unit horizon they differ).
+    test = pr.StepData.from_trajectories(pr.read_trajectories(results["test_file"]))
+    for label, context in (("linear", 1), ("euler", 1), ("esn", 11)):
+        expected = np.median(exact_exponents(test, context))
+        assert diag[label]["growth"]["lyapunov_exponent_median"] == pytest.approx(expected, rel=1e-12), label
+    assert abs(np.median(exact_exponents(test, 11)) - np.median(exact_exponents(test, 1))) > 1e-3
     # Nothing changed: every stage is found, nothing is recomputed, the numbers are the same.
     assert main(["study", str(tiny), "--root", str(root)]) == 0
     second = capsys.readouterr().err
