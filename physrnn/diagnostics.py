@@ -49,9 +49,10 @@ from scipy.optimize import linear_sum_assignment
 from simulators.integrate import flow_jacobian, lyapunov_exponent, solve
 from simulators.trajectory_file import Trajectories
 
-__all__ = ["READOUTS", "READOUT_PARAMETERS", "Diagnostics", "ErrorGrowth", "Increments", "Linearisation", "LongHorizon", "diagnose", "error_growth",
-           "exact_exponents", "exact_step_jacobian", "increments", "linearise", "long_horizon", "long_truth", "match_eigenvalues",
-           "on_trajectory_jacobian", "one_step", "oscillator_parameters", "target_figures", "target_value"]
+__all__ = ["READOUTS", "READOUT_PARAMETERS", "Diagnostics", "ErrorGrowth", "Increments", "Linearisation", "LongHorizon",
+           "diagnose", "error_growth", "exact_exponents", "exact_step_jacobian", "increments", "linearise",
+           "long_horizon", "long_truth", "match_eigenvalues", "on_trajectory_jacobian", "one_step",
+           "oscillator_parameters", "target_figures", "target_value"]
 
 #: The reference tolerances of the exact flow map's Jacobian (variational equations, DOP853).
 RTOL, ATOL = 1e-12, 1e-14
@@ -374,8 +375,7 @@ Vert` against t over the closed loop, per trajectory,
     until the error first exceeds ``fraction`` of the true signal's range (the valid-time level: beyond it
     the error saturates), from samples above the rounding level (:data:`ROUNDING_FLOOR`); NaN with fewer than
     :data:`GROWTH_MIN_POINTS` samples. ``lyapunov``: the exact
-    exponents per trajectory, computed by Benettin's method on the reference when not given: over 200 periods
-    where the system may be chaotic (the estimate valid Lyapunov times use), else over the test horizon."""
+    exponents per trajectory (:func:`exact_exponents` from the rollout's start when not given)."""
     from .metrics import beyond_valid
 
     c = rollout.context
