@@ -8,10 +8,10 @@ position-only part.
 
     python benchmarks/bench_learning.py [--only full,esn,throughput,position] [--epochs-scale 1.0]
 
-Sub-second timings (each rollout, the echo-state networks' fits) are the median of 5 repeats, timed the same
-way for ours and reservoirpy's. Prints each figure beside its baseline from the same run (explicit Euler for accuracy, a per-step Python
+Prints each figure beside its baseline from the same run (explicit Euler for accuracy, a per-step Python
 loop for rollout throughput, Adam + L-BFGS for the Levenberg–Marquardt trainer's speed, reservoirpy for the
-echo-state network) and writes bench-results/learning.json and bench-results/learning_rmse_vs_time.png (each
+echo-state network; sub-second timings, each rollout and the echo-state networks' fits, are the median of 5
+repeats, ours and reservoirpy's alike) and writes bench-results/learning.json and bench-results/learning_rmse_vs_time.png (each
 recurrent model's closed-loop RMSE against its training time).
 """
 
@@ -141,17 +141,15 @@ def accuracy_table(observation: str, recurrent: dict, epochs_scale: float, basel
         if "epochs" in settings:
             settings["epochs"] = max(1, int(settings["epochs"] * epochs_scale))
         log(f"  fitting {kind} {settings}")
-        snapshots = None
 
-        def fit():
-            nonlocal snapshots
+        def fit(kind=kind, settings=settings):
             model = build_model(kind, **settings)
             snapshots = Snapshots(model) if kind in recurrent else None
             model.fit(train, val, verbose=0, callbacks=[snapshots.callback] if snapshots else None)
-            return model, model.fit_seconds_
+            return (model, snapshots), model.fit_seconds_
 
         # Only the echo-state network's sub-second fit is repeated (against reservoirpy's, timed the same way).
-        model, fit_seconds = median_time(fit) if kind == "esn" else fit()
+        (model, snapshots), fit_seconds = median_time(fit) if kind == "esn" else fit()
         rollout, rollout_seconds = median_time(lambda: (r := model.rollout(test), r.seconds))
         row = {"model": kind + (f" ({label})" if label and kind in recurrent else ""), "settings": settings,
                "fit_seconds": fit_seconds, "rollout_seconds": rollout_seconds, "rmse_x": rmse_x(rollout, test),

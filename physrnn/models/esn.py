@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from ..data import Scaler
 from .base import diverging

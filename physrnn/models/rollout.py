@@ -46,9 +46,8 @@ def window_jacobian(network, data: StepData, window: int, steps: np.ndarray, dt:
         outputs = [g[:, j] for j in range(n_obs)]
     # Each sample's g depends on its own window alone, so the gradient of the batch's j-th outputs gives every
     # sample's row j: n_obs backward passes, where batch_jacobian traces a vectorised graph on every call.
-    jac = np.stack([tape.gradient(out, flat).numpy() for out in outputs], axis=1)  # (batch, n_obs, window, n_in)
-    jac = jac.astype(np.float64)
-    del tape
+    jac = np.stack([tape.gradient(out, flat).numpy() for out in outputs], axis=1).astype(np.float64)
+    # jac: (batch, n_obs, window, n_in)
     jac = np.moveaxis(jac[..., :n_obs], 2, 1) * dt  # (batch, window, n_obs, n_obs)
     jac[:, -1] += np.eye(n_obs)
     return jac.reshape(x.shape[:2] + jac.shape[1:])
