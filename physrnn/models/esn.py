@@ -31,7 +31,7 @@ class EchoStateCell(keras.layers.Layer):
     """
 
     def __init__(self, units, *, spectral_radius=0.9, leak_rate=1.0, input_scaling=0.5, connectivity=0.1,
-                 bias=0.1, seed=0, **kwargs):
+                 bias=0.1, seed=0, **kwargs):  # pragma: no mutate block (Keras reads this signature)
         super().__init__(**kwargs)
         self.units = int(units)
         self.spectral_radius, self.leak_rate = float(spectral_radius), float(leak_rate)

@@ -18,7 +18,7 @@ class Standardize(keras.layers.Layer):
     saving; weights are saved bit for bit, so a reloaded model rolls out identically.
     """
 
-    def __init__(self, size: int, *, invert: bool = False, **kwargs):
+    def __init__(self, size: int, *, invert: bool = False, **kwargs):  # pragma: no mutate block (Keras reads this signature)
         super().__init__(**kwargs)
         self.size, self.invert = int(size), bool(invert)
         self.mean = self.add_weight(name="mean", shape=(self.size,), initializer="zeros", trainable=False)
@@ -42,7 +42,7 @@ class IncrementFromValue(keras.layers.Layer):
     Called on ``[value, window]``; ``o_i`` is the first ``n_obs`` columns of the window's last input.
     """
 
-    def __init__(self, n_obs: int, dt: float, **kwargs):
+    def __init__(self, n_obs: int, dt: float, **kwargs):  # pragma: no mutate block (Keras reads this signature)
         super().__init__(**kwargs)
         self.n_obs, self.dt = int(n_obs), float(dt)
 
@@ -73,7 +73,7 @@ class AngleFeatures(keras.layers.Layer):
     """Each angle column of the inputs replaced by (cos, sin), appended at the end (see :func:`angle_features`):
     a network after it is 2π-periodic in those inputs."""
 
-    def __init__(self, n_in: int, columns, **kwargs):
+    def __init__(self, n_in: int, columns, **kwargs):  # pragma: no mutate block (Keras reads this signature)
         super().__init__(**kwargs)
         self.n_in, self.columns = int(n_in), tuple(int(c) for c in columns)
         self.keep = [i for i in range(self.n_in) if i not in self.columns]

@@ -55,7 +55,7 @@ def seeded(seed: int):
 class StepTrainer(keras.Model):
     """Trains a window→g network one step ahead, or over K steps of its own closed-loop rollout."""
 
-    def __init__(self, network, target_scale, dt, window, horizon, n_obs, dtype):
+    def __init__(self, network, target_scale, dt, window, horizon, n_obs, dtype):  # pragma: no mutate block (Keras reads this signature)
         super().__init__(dtype=dtype)
         self.network = network
         self.inv_scale = tf.constant(1.0 / target_scale, dtype)
