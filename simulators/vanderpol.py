@@ -23,6 +23,8 @@ __all__ = ["VanDerPol", "VanDerPolParams"]
 
 #: Above this μ the relaxation oscillation is stiff and the reference integrator is implicit.
 STIFF_MU = 10.0
+#: α, the first zero of −Ai(−x): the relaxation oscillation's μ^{−1/3} term is 3α μ^{−1/3}.
+AIRY_ZERO = 2.338107410
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,11 +97,17 @@ class VanDerPol(DrivenSystem):
         return {"origin": self._at([0.0, 0.0], ~self.driven_trajectories)}
 
     def characteristic_period(self) -> np.ndarray:
-        """2π/Ω of the first drive term for driven motion, else the limit cycle's period to within a few per cent:
-        2π(1 + μ²/16) for μ ≤ 2, (3 − 2 ln 2) μ + 2.2338 μ^{−1/3} beyond (Strogatz; Dorodnitsyn's leading terms)."""
+        """2π/Ω of the first drive term for driven motion, else the limit cycle's period to within 4 %:
+        2π(1 + μ²/16) for μ ≤ 2, and beyond it Dorodnitsyn's relaxation-oscillation expansion
+        (3 − 2 ln 2) μ + 3α μ^{−1/3} − (2/3) ln μ / μ + c/μ, with α = 2.33811 the first zero of −Ai and
+        c = 3 ln 2 − ln 3 − 3/2 + b0 − 2d = −1.3246 (Grasman, *Asymptotic Methods for Relaxation Oscillations*,
+        1987, §3.2). Measured against :meth:`limit_cycle`: 2.9 % at μ = 2, 3.6 % just above, 1.8 % at μ = 3,
+        below 1e-3 for μ ≤ 0.5 and μ ≥ 15."""
         mu = self.mu
-        with np.errstate(divide="ignore"):
-            free = np.where(mu <= 2, 2 * np.pi * (1 + mu**2 / 16), (3 - 2 * np.log(2)) * mu + 2.2338 * mu ** (-1 / 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relaxation = ((3 - 2 * np.log(2)) * mu + 3 * AIRY_ZERO * mu ** (-1 / 3) - (2 / 3) * np.log(mu) / mu
+                          - 1.3246 / mu)
+            free = np.where(mu <= 2, 2 * np.pi * (1 + mu**2 / 16), relaxation)
             return np.where(self.driven_trajectories, 2 * np.pi / self.drive_frequency[:, 0], free)
 
     def limit_cycle(self, *, rtol: float = 1e-12, atol: float = 1e-14) -> tuple[np.ndarray, np.ndarray]:
