@@ -212,8 +212,8 @@ class Duffing(DrivenSystem):
         regime, omega, amp, m, mc, u0 = self._elliptic(s0)
         if (regime < 0).any():
             i = int(np.flatnonzero(regime < 0)[0])
-            raise ValueError(f"the duffing start {s0[i].tolist()} (α = {self.linear_stiffness[i]!r}, β = "
-                             f"{self.cubic_stiffness[i]!r}) is unbounded or outside a well: no closed form; "
+            raise ValueError(f"the duffing start {s0[i].tolist()} (α = {float(self.linear_stiffness[i])!r}, β = "
+                             f"{float(self.cubic_stiffness[i])!r}) is unbounded or outside a well: no closed form; "
                              'use method = "reference"')
         u = omega[:, None] * (t - t[0])[None, :] + u0[:, None]
         sn, cn, dn = jacobi(u, m[:, None], mc[:, None])

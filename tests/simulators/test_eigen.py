@@ -146,3 +146,42 @@ def test_bad_matrices_are_rejected(matrix, error, match):
 def test_bad_eigenpair_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         flow_eigenpairs(np.eye(3), **kwargs)
+
+
+def test_flow_eigenpairs_integrates_the_flow_itself_in_time():
+    # The reported flow time is the time the exact flow takes from the same start (the first pair's start is
+    # ‖x0‖ z/‖z‖ with z the seed's first normal draw) to the residual tolerance, to within two RK4 steps
+    # h = 1/(‖A‖_F ‖x0‖²); and ‖x0‖ = 1.7 runs the same iterates 1.7² times faster in flow time.
+    a = random_symmetric(4, seed=9)
+    scale, norm, tol = np.linalg.norm(a), 1.7, 1e-8
+    found = flow_eigenpairs(a, n_pairs=1, tol=tol, initial_norm=norm, seed=5)
+    unit = flow_eigenpairs(a, n_pairs=1, tol=tol, initial_norm=1.0, seed=5)
+    assert found.flow_time[0] == pytest.approx(unit.flow_time[0] / norm**2, rel=1e-12)
+    h = 1.0 / (scale * norm**2)
+    z = np.random.default_rng(5).standard_normal(4)
+    t = np.linspace(0.0, found.flow_time[0] + 4 * h, 20_001)
+    x = EigenFlow(matrix=a).exact((norm * z / np.linalg.norm(z))[None], t)[0]
+    ax = x @ a.T
+    rho = np.sum(x * ax, axis=1) / np.sum(x * x, axis=1)
+    residual = np.linalg.norm(ax - rho[:, None] * x, axis=1) / np.linalg.norm(x, axis=1)
+    crossing = t[np.argmax(residual <= tol * scale)]
+    assert found.flow_time[0] > 30 * h  # dozens of steps: a wrong step rule would show
+    assert abs(found.flow_time[0] - crossing) <= 2 * h, (found.flow_time[0], crossing, h)
+
+
+def test_an_eigen_flow_holds_its_matrix_read_only():
+    # The system is frozen: its matrix cannot be changed under it after construction (rhs, exact and the
+    # recorded parameters would disagree).
+    flow = EigenFlow(matrix=random_symmetric(3, seed=2))
+    with pytest.raises(ValueError, match="read-only"):
+        flow.matrix[0, 0, 0] = 5.0
+
+
+def test_random_symmetric_takes_any_positive_integer_size():
+    one = random_symmetric(1, seed=2)
+    assert one.shape == (1, 1) and np.isfinite(one).all()
+    three = random_symmetric(3, seed=2)
+    np.testing.assert_array_equal(three, three.T)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match=rf"size must be a positive integer, got {bad}"):
+            random_symmetric(bad, seed=2)

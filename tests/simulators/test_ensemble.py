@@ -68,6 +68,27 @@ def test_parameter_specs():
                                   [0, 0.25, 0.5, 0.75, 1])
 
 
+def test_the_spec_helpers_a_system_declares_its_defaults_with():
+    # fixed and uniform build the specs a system's EnsembleParams declares; they are the parsed forms.
+    from simulators.params import fixed, uniform
+
+    assert fixed(0.7) == ParamSpec.parse("a", 0.7) and fixed(0.7).to_config() == 0.7
+    assert uniform(1, 2.5) == ParamSpec.parse("a", {"uniform": [1.0, 2.5]})
+    assert uniform(1, 2.5).to_config() == {"uniform": [1.0, 2.5]}
+    draw = uniform(1, 2.5).sample(500, 3, "a")
+    assert 1.0 <= draw.min() < 1.1 and 2.4 < draw.max() < 2.5
+    np.testing.assert_array_equal(fixed(0.7).sample(3, 0, "a"), [0.7] * 3)
+
+
+def test_a_grouping_a_system_lacks_is_named():
+    from simulators import LinearOscillator, Pendulum
+
+    with pytest.raises(ValueError, match=r"^the oscillator system has no grouping 'colour'$"):
+        LinearOscillator().groups("colour")
+    with pytest.raises(ValueError, match=r"^the pendulum system has no grouping 'regime'$"):
+        Pendulum().groups("regime")
+
+
 def test_multi_term_drive_and_config_round_trip():
     cfg = _config(params={"drive_amplitude": [0.5, 0.1], "drive_frequency": [1.3, {"uniform": [2.0, 3.0]}]})
     tr = generate(cfg)
@@ -179,3 +200,47 @@ def test_each_parameter_draws_from_its_own_stream():
                                                   "v0": {"uniform": [0.0, 1.0]}}})
     system, x0 = config.sample()
     assert abs(np.corrcoef(system.damping, x0[:, 0])[0, 1]) < 0.5 and abs(np.corrcoef(x0[:, 0], x0[:, 1])[0, 1]) < 0.5
+
+
+@pytest.mark.parametrize("system, params, match", [
+    ("kepler", {"gravitational_parameter": -1.0}, r"^gravitational_parameter = -1\.0 is out of range; it must be > 0$"),
+    ("kepler", {"semi_major_axis": 0.0}, r"^semi_major_axis = 0\.0 is out of range; it must be > 0$"),
+    ("kepler", {"eccentricity": -0.1}, r"^eccentricity = -0\.1 is out of range; it must be >= 0$"),
+    ("kepler", {"eccentricity": {"uniform": [0.2, 1.0]}}, r"reaches 1; bound orbits need e < 1$"),
+    ("pendulum", {"natural_frequency": 0.0}, r"^natural_frequency = 0\.0 is out of range; it must be > 0$"),
+    ("pendulum", {"damping": -0.3}, r"^damping = -0\.3 is out of range; it must be >= 0$"),
+    ("duffing", {"damping": -0.3}, r"^damping = -0\.3 is out of range; it must be >= 0$"),
+    ("vanderpol", {"mu": -0.5}, r"^mu = -0\.5 is out of range; it must be >= 0$"),
+    ("lotka-volterra", {"alpha": 0.0}, r"^alpha = 0\.0 is out of range; it must be > 0$"),
+    ("lotka-volterra", {"delta": -2.0}, r"^delta = -2\.0 is out of range; it must be > 0$"),
+    ("lotka-volterra", {"x0": -1.0}, r"^x0 = -1\.0 is out of range; it must be > 0$"),
+])
+def test_each_nonlinear_system_refuses_its_own_bad_parameters_by_name(system, params, match):
+    raw = {"system": system, "n_traj": 2, "dt": 0.1, "n_steps": 3, "seed": 0, "params": params}
+    with pytest.raises(ValueError, match=match):
+        generate(EnsembleConfig.from_dict(raw))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("simulators").Kepler(gravitational_parameter=np.ones((2, 2))),
+    lambda: __import__("simulators").Pendulum(natural_frequency=np.ones((2, 2))),
+    lambda: __import__("simulators").LotkaVolterra(alpha=np.ones((2, 2))),
+    lambda: __import__("simulators").Pendulum(damping=np.ones((2, 2))),
+    lambda: __import__("simulators").VanDerPol(mu=np.ones((2, 2))),
+], ids=["kepler", "pendulum", "lotka-volterra", "pendulum-damping", "vanderpol"])
+def test_a_system_refuses_a_parameter_array_of_two_dimensions(make):
+    with pytest.raises(ValueError, match=r"must have at most 1 dimension\(s\), got shape \(2, 2\)"):
+        make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda s: s.VanDerPol(mu=[0.5, -0.5]), r"mu.* must be >= 0"),
+    (lambda s: s.Pendulum(damping=-0.1), r"damping.* must be >= 0"),
+    (lambda s: s.Duffing(damping=-0.1), r"damping.* must be >= 0"),
+    (lambda s: s.Kepler(gravitational_parameter=0.0), r"gravitational_parameter.* must be > 0"),
+], ids=["vanderpol", "pendulum", "duffing", "kepler"])
+def test_a_system_built_directly_checks_its_bounds(make, match):
+    import simulators
+
+    with pytest.raises(ValueError, match=match):
+        make(simulators)

@@ -161,8 +161,9 @@ def test_duffing_backbone_small_amplitude_and_refusals():
     A = 1e-3
     T = d.period(np.array([[A, 0.0]]))[0]
     assert 2 * np.pi / T == pytest.approx(1 + 3 * A**2 / 8, rel=1e-11)
-    with pytest.raises(ValueError, match=r"unbounded or outside a well.*use method = \"reference\""):
-        solve(Duffing(linear_stiffness=1.0, cubic_stiffness=-1.0), [[2.0, 0.0]], [0.0, 1.0])
+    with pytest.raises(ValueError, match=r"^the duffing start \[2\.0, 0\.0\] \(α = 1\.3, β = -0\.7\) is unbounded or "
+                                         r"outside a well: no closed form; use method = \"reference\"$"):
+        solve(Duffing(linear_stiffness=[1.0, 1.3], cubic_stiffness=[1.0, -0.7]), [[0.5, 0.0], [2.0, 0.0]], [0.0, 1.0])
     with pytest.raises(ValueError, match=r"damping = 0\.3"):
         solve(Duffing(damping=0.3), [[1.0, 0.0]], [0.0, 1.0])
 
@@ -233,6 +234,16 @@ def test_reference_files_carry_a_certificate_and_exact_files_say_so(tmp_path):
     assert 5 < chaos.attrs["certificate"]["certified_until"] < 300
     exact = generate(EnsembleConfig.from_dict(dict(system="pendulum", n_traj=2, dt=0.1, t_end=1.0)))
     assert exact.attrs["truth"] == "exact" and "certificate" not in exact.attrs
+
+
+def test_a_reference_kepler_file_certifies_both_invariants():
+    # Kepler has a closed form, but a reference run is allowed; its certificate records the drift of every
+    # invariant (the energy, negative here, the angular momentum and the LRL vector) at DOP853's level over 3 orbits.
+    orbit = generate(EnsembleConfig.from_dict(dict(system="kepler", n_traj=2, dt=0.05, t_end=20.0, method="reference",
+                                                   params=dict(gravitational_parameter=2.7, semi_major_axis=1.3))))
+    drift = orbit.attrs["certificate"]["invariant_drift"]
+    assert set(drift) == {"energy", "angular_momentum", "lrl_x", "lrl_y"}
+    assert all(0 < value < 1e-9 for value in drift.values()), drift
 
 
 # ------------------------------------------------------------------------------------------------ every system
