@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from physrnn.models import build_model
 from physrnn.models.esn import _Weights, ridge_cholesky
-from physrnn.models.levenberg import levenberg_marquardt
+from physrnn.models.levenberg import levenberg_marquardt, preconditioner
 from physrnn.models.linear import ridge_readout
 from physrnn.models.recurrent import StepTrainer
 
@@ -36,10 +36,8 @@ def test_levenberg_marquardt_solves_a_linear_least_squares_problem_exactly(rng):
     assert all(np.diff(history["lm_loss"]) <= 0)  # only steps that lower the loss are taken
 
 
-def test_levenberg_marquardt_rejects_gauss_newton_steps_that_overshoot(rng):
-    # exp(x·a + b) fitted from zero weights: the linearised model misses the exponential's growth, so the first
-    # lightly damped Gauss–Newton steps overshoot by orders of magnitude (the loss would jump to ~1e15). Only
-    # rejecting them and raising the damping reaches the exact weights; deterministic, as the margins are huge.
+def _exp_problem(rng):
+    """exp(x·a + b) to fit from zero weights (one Dense layer with an exp activation), with its exact a, b."""
     n, window, n_in, n_obs = 400, 2, 3, 2
     x = rng.standard_normal((n, window, n_in))
     a, b = 0.7 * rng.standard_normal((window * n_in, n_obs)), 0.7 * rng.standard_normal(n_obs)
@@ -47,7 +45,14 @@ def test_levenberg_marquardt_rejects_gauss_newton_steps_that_overshoot(rng):
     net = keras.Sequential([keras.Input((window, n_in), dtype="float64"), keras.layers.Flatten(dtype="float64"),
                             keras.layers.Dense(n_obs, activation=keras.ops.exp, dtype="float64", name="map",
                                                kernel_initializer="zeros", bias_initializer="zeros")])
-    trainer = StepTrainer(net, np.ones(n_obs), 0.1, window, 1, n_obs, "float64")
+    return StepTrainer(net, np.ones(n_obs), 0.1, window, 1, n_obs, "float64"), x, y, a, b
+
+
+def test_levenberg_marquardt_rejects_gauss_newton_steps_that_overshoot(rng):
+    # exp(x·a + b) fitted from zero weights: the linearised model misses the exponential's growth, so the first
+    # lightly damped Gauss–Newton steps overshoot by orders of magnitude (the loss would jump to ~1e15). Only
+    # rejecting them and raising the damping reaches the exact weights; deterministic, as the margins are huge.
+    trainer, x, y, a, b = _exp_problem(rng)
     history = levenberg_marquardt(trainer, (x, y), None, steps=30, patience=30, dtype="float64")
     assert history["lm_damping"][1] > history["lm_damping"][0]  # the first step was refused: more damping
     assert all(np.diff(history["lm_loss"]) <= 0)
@@ -157,3 +162,71 @@ def test_the_cholesky_readout_is_the_qr_readout(rng):
         np.testing.assert_allclose(b1, b2, rtol=0, atol=1e-9)
     # ridge = 0 is the minimum-norm solution, through the SVD.
     np.testing.assert_array_equal(ridge_cholesky(f, t, 0.0)[0], ridge_readout(f, t, 0.0)[0])
+
+
+def test_levenberg_marquardt_follows_nielsens_damping_rule_step_by_step(rng):
+    # The rule, replayed on the recorded sequence (the end point alone would pass a slower or wrong rule): a step
+    # is taken exactly when its gain ratio ρ > 0; then λ ← λ·max(1/3, 1 − (2ρ − 1)³) and ν ← 2; a refused step
+    # leaves the loss where it was and multiplies λ by ν, doubling ν (2, 4, 8, ... over consecutive refusals).
+    trainer, x, y, *_ = _exp_problem(rng)
+    h = levenberg_marquardt(trainer, (x, y), None, steps=30, patience=30, dtype="float64")
+    rho, accepted, damping, loss = (np.asarray(h[k]) for k in ("lm_rho", "lm_accepted", "lm_damping", "lm_loss"))
+    assert accepted.sum() >= 5 and (accepted == 0).sum() >= 2  # both branches are exercised
+    np.testing.assert_array_equal(accepted, (rho > 0).astype(int))
+    nu = 2.0 if accepted[0] else 4.0  # iteration 0 used ν = 2 from the start
+    for k in range(1, len(loss)):
+        if accepted[k]:
+            assert loss[k] < loss[k - 1]
+            expected = damping[k - 1] * max(1 / 3, 1 - (2 * rho[k] - 1) ** 3)
+            assert damping[k] == pytest.approx(max(expected, 0.0), rel=1e-12), k
+            nu = 2.0
+        else:
+            assert loss[k] == loss[k - 1]
+            assert damping[k] == pytest.approx(damping[k - 1] * nu, rel=1e-12), k
+            nu *= 2
+    # The first refusals come before any step is taken (the undamped Gauss–Newton step overshoots), so ν's
+    # doubling is seen: λ grows by 2 then 4 then ...
+    first = int(np.argmax(accepted))
+    assert first >= 2
+
+
+def test_conjugate_gradients_stop_at_the_tolerance_or_the_budget(rng):
+    # With a budget larger than the 14 weights, every CG solve ends by the relative-residual test, at or below
+    # 1e-5; with a budget of 2 it ends by the budget, above it.
+    trainer, x, y, *_ = _linear_problem(rng)
+    h = levenberg_marquardt(trainer, (x, y), None, steps=6, patience=6, dtype="float64", cg_steps=40)
+    assert all(0 < c < 40 for c in h["lm_cg"]), h["lm_cg"]
+    assert max(h["lm_cg_residual"]) <= 1e-5 and min(h["lm_cg_residual"]) > 1e-12
+    trainer, x, y, *_ = _linear_problem(np.random.default_rng(3))
+    h = levenberg_marquardt(trainer, (x, y), None, steps=3, patience=3, dtype="float64", cg_steps=2)
+    assert h["lm_cg"] == [2, 2, 2] and min(h["lm_cg_residual"]) > 1e-5
+
+
+def test_patience_counts_iterations_without_a_tenth_of_a_percent_improvement(rng):
+    # Replayed on the validation sequence: an iteration is an improvement only when it lowers the best validation
+    # loss by more than 0.1 %; training stops after `patience` iterations without one. The weights kept are the
+    # lowest validation loss seen, improvement or not.
+    trainer, x, y, a, b = _linear_problem(rng)
+    x_val = rng.standard_normal(x.shape)
+    y_val = (x_val.reshape(len(x_val), -1) @ a + b)[:, None] + 1e-3 * rng.standard_normal((len(x_val), 1, 2))
+    h = levenberg_marquardt(trainer, (x, y), (x_val, y_val), steps=60, patience=4, dtype="float64")
+    val = np.asarray(h["lm_val_loss"])
+    initial = h["lm_initial_val_loss"][0]
+    best, stale, stop = initial, 0, None
+    for k, v in enumerate(val):
+        if v < best * (1 - 1e-3):
+            best, stale = v, 0
+        else:
+            stale += 1
+            best = min(best, v)
+        if stale >= 4:
+            stop = k + 1
+            break
+    assert stop is not None and len(val) == stop < 60  # it stopped by patience, where the rule says
+    assert h["lm_best_val_loss"][0] == min(initial, val.min())
+
+
+def test_the_preconditioner_is_the_damped_diagonal_to_the_minus_three_quarters():
+    # Martens' rule, at values where the power shows: (16 + 0)^(−¾) = 1/8, (0.5 + 0.5)^(−¾) = 1, (81 − 65)^(−¾).
+    np.testing.assert_allclose(preconditioner(np.array([16.0, 0.5, 81.0]), np.array([0.0, 0.5, -65.0])),
+                               [1 / 8, 1.0, 1 / 8], rtol=1e-15)
