@@ -103,8 +103,10 @@ def problem(path: Path, kind: str) -> str | None:
         found = entry_kind(path)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return "cannot be read"
-    if found != kind or seal.get("kind") != kind:
+    if found != kind:
         return f"holds a {found or 'file of unknown kind'} where a {kind} belongs"
+    if seal.get("kind") != kind:
+        return f"is sealed as a {seal.get('kind')} where a {kind} belongs"
     return None
 
 

@@ -181,3 +181,73 @@ def test_period_and_peak_estimators_on_known_signals():
     assert np.isnan(measured_period(np.full_like(t, np.nan), t))
     # Parabolic refinement: error O((ωΔt)⁴) ≈ 1e-6 here, where the largest sample alone is off by up to 1.2e-3.
     assert peak_height(1.7 * np.cos(t + 0.05)) == pytest.approx(1.7, rel=5e-6)
+
+
+def test_upward_crossings_are_interpolated_towards_the_level():
+    from physrnn.analysis import _crossings
+
+    # y = 2(t − 0.37) sampled every 0.25: it crosses 0.1 upwards at t = 0.42 exactly (linear, so interpolation is
+    # exact), and a downward crossing is not one.
+    t = np.arange(0.0, 2.0, 0.25)
+    y = 2 * (t - 0.37)
+    np.testing.assert_allclose(_crossings(y, t, 0.1), [0.42], rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(_crossings(-y, t, -0.1), [])
+
+
+def test_the_period_analysis_reads_the_backbone_against_the_exact_period():
+    # A pendulum released from θ0 = 2.0 rad (far from the small-oscillation limit: T = 1.329 × 2π/ω0 at ω0 = 1.7)
+    # measured from its exact trajectory: the period to the interpolation's 1e-6, amplitude θ0, energy
+    # ω0²(1 − cos θ0). Replayed 1 % slower (time stretched), the measured period is 1 % long.
+    from simulators import Pendulum
+
+    system = Pendulum(natural_frequency=np.full(2, 1.7))
+    t = np.linspace(0.0, 30.0, 30_001)
+    states = solve(system, [[2.0, 0.0], [-1.2, 0.5]], t)
+    out = analyse("period", states, t, system, steady_fraction=1 / 3)
+    exact = system.period(states[:, 0])
+    assert exact[0] == pytest.approx(1.329 * 2 * np.pi / 1.7, rel=1e-3)
+    np.testing.assert_allclose(out["period"], exact, rtol=1e-6)
+    np.testing.assert_allclose(out["period_exact"], exact, rtol=0)
+    assert out["period_rel_error"].max() < 1e-6
+    assert out["amplitude"][0] == pytest.approx(2.0, abs=1e-6)
+    np.testing.assert_allclose(out["energy"], 1.7**2 * (1 - np.cos(states[:, 0, 0])) + 0.5 * states[:, 0, 1] ** 2,
+                               rtol=1e-12)
+    slow = analyse("period", states, 1.01 * t, system, steady_fraction=1 / 3)
+    np.testing.assert_allclose(slow["period_rel_error"], 0.01, rtol=1e-4)
+
+
+def test_the_kepler_analysis_reads_period_precession_and_drifts():
+    # The exact orbits (μ = 2.7, a = 1.3, e = 0.5), and the same orbits turned at a steady ω_p = 0.01 rad per unit
+    # time (positions and velocities rotated together: ε and h unchanged, the LRL vector turned by ω_p t), then the
+    # last state's speed raised by 0.1 % (a drift of its energy, which is negative, and of h).
+    from simulators import EnsembleConfig, Kepler, generate
+
+    orbits = generate(EnsembleConfig.from_dict({
+        "system": "kepler", "n_traj": 2, "dt": 0.005, "t_end": 40.0, "seed": 3,
+        "params": {"gravitational_parameter": 2.7, "semi_major_axis": 1.3, "eccentricity": 0.5}}))
+    t, states = orbits.time, orbits.states
+    system = Kepler(gravitational_parameter=np.full(2, 2.7))
+    period = 2 * np.pi * np.sqrt(1.3**3 / 2.7)
+    exact = analyse("kepler", states, t, system, steady_fraction=1 / 3)
+    np.testing.assert_allclose(exact["period"], period, rtol=1e-4)  # crossings of the unwrapped angle
+    np.testing.assert_allclose(exact["period_exact"], period, rtol=1e-12)
+    assert exact["period_rel_error"].max() < 1e-4
+    assert exact["precession_per_orbit"].max() < 1e-9
+    assert exact["energy_drift"].max() < 1e-12 and exact["angular_momentum_drift"].max() < 1e-12
+
+    wp = 0.01
+    c, s = np.cos(wp * t)[None, :, None], np.sin(wp * t)[None, :, None]
+    turned = states.copy()
+    for i in (0, 2):
+        turned[..., i:i + 1] = c * states[..., i:i + 1] - s * states[..., i + 1:i + 2]
+        turned[..., i + 1:i + 2] = s * states[..., i:i + 1] + c * states[..., i + 1:i + 2]
+    turned[:, -1, 2:] *= 1.001
+    out = analyse("kepler", turned, t, system, steady_fraction=1 / 3)
+    # the LRL vector turns by ω_p·40 = 0.4 rad over 40/T orbits (the raised speed at the end turns it a little
+    # more, hence 1e-2 relative)
+    np.testing.assert_allclose(out["precession_per_orbit"], wp * period, rtol=1e-2)
+    energy = 0.5 * (turned[..., 2] ** 2 + turned[..., 3] ** 2) - 2.7 / np.hypot(turned[..., 0], turned[..., 1])
+    assert (energy[:, 0] < 0).all()
+    np.testing.assert_allclose(out["energy_drift"], np.abs(energy[:, -1] - energy[:, 0]) / -energy[:, 0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(out["angular_momentum_drift"], 1e-3, rtol=1e-6)

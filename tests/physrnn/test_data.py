@@ -99,3 +99,21 @@ def test_bad_feature_specs(kwargs, match):
 def test_data_of_the_wrong_system(driven):
     with pytest.raises(ValueError, match=r"data are of the oscillator system but the model is for the eigen system"):
         build_step_data(driven, FeatureSpec(system="eigen"))
+
+
+def test_from_trajectories_passes_every_setting_on(driven):
+    # Each keyword at a value other than its default changes what the model is given: position only, the force
+    # instead of the phase, two parameters after it (the force first, then damping and drive frequency).
+    from physrnn import StepData
+
+    default = StepData.from_trajectories(driven)
+    assert default.spec.drive == "phase" and default.n_known == 2 and default.n_obs == 2
+    data = StepData.from_trajectories(driven, observation="position", drive="force",
+                                      parameters=("damping", "drive_frequency"))
+    assert (data.spec.observation, data.spec.drive, data.spec.parameters) == ("position", "force",
+                                                                              ("damping", "drive_frequency"))
+    assert data.n_obs == 1 and data.n_known == 3
+    np.testing.assert_array_equal(data.known[..., 0], driven.drive[..., 0])
+    np.testing.assert_array_equal(data.known[..., 1], np.broadcast_to(driven.params["damping"][:, None], (4, 31)))
+    np.testing.assert_array_equal(data.known[..., 2],
+                                  np.broadcast_to(driven.params["drive_frequency"][:, :1], (4, 31)))

@@ -51,12 +51,18 @@ def test_euler_and_rk4_jacobians_are_their_stability_polynomials(oscillator):
         np.testing.assert_allclose(d.jacobian, np.broadcast_to(expected, d.jacobian.shape), atol=1e-15)
 
 
-def test_rk4s_chain_rule_on_a_nonlinear_driven_system_matches_finite_differences():
-    # Driven pendulum: J(t, s) changes inside the step, so a chain rule with a wrong stage state or time fails.
+@pytest.mark.parametrize("system, params", [
+    ("pendulum", dict(damping=0.1)),
+    # Van der Pol's J depends on the velocity too: a stage evaluated at the wrong time moves the velocity of the
+    # next stage state by Δt·ΔF, which the pendulum's J (a function of θ alone) cannot see.
+    ("vanderpol", dict(mu=1.7)),
+])
+def test_rk4s_chain_rule_on_a_nonlinear_driven_system_matches_finite_differences(system, params):
+    # Driven: J(t, s) changes inside the step, so a chain rule with a wrong stage state or time fails.
     # Central differences with h = 1e-6 on O(1) states are good to ~1e-9.
-    data = pr.StepData.from_trajectories(pr.simulate(system="pendulum", n_traj=2, dt=0.3, t_end=3.0, seed=3,
-                                                     method="reference", damping=0.1, drive_amplitude=0.8,
-                                                     drive_frequency=1.1))
+    data = pr.StepData.from_trajectories(pr.simulate(system=system, n_traj=2, dt=0.3, t_end=3.0, seed=3,
+                                                     method="reference", drive_amplitude=0.8,
+                                                     drive_frequency=1.1, **params))
     jac = pr.RK4().fit(data).step_jacobian(data, [4])[:, 0, 0]
     t, s, eps = data.time[4], data.states[:, 4], 1e-6
     system = data.system
@@ -205,6 +211,16 @@ def test_euler_and_rk4_linearised_at_the_pendulums_equilibria_have_their_closed_
     err = linearise(pr.Euler().fit(data), data)["bottom"].rate_error
     np.testing.assert_allclose(err, np.abs(np.log(1 + 1j * w0 * dt) / dt - 1j * w0) / w0, rtol=1e-9)
     assert linearise(pr.RK4().fit(data), data)["bottom"].summary()["rate_rel_error_max"] < 1e-4  # (ω0Δt)⁴/120
+    # The summary a report reads, in absolute values with their signs: Euler's frequency atan(ω0Δt)/Δt below ω0,
+    # and its growth rate ln(1 + ω0²Δt²)/(2Δt) > 0 where the exact flow's is 0, at each of the 2 trajectories.
+    summary = linearise(pr.Euler().fit(data), data)["bottom"].summary()
+    assert summary["points"] == 2
+    assert summary["frequency_median"] == pytest.approx(np.arctan(w0 * dt) / dt, rel=1e-12)
+    assert summary["frequency_exact_median"] == pytest.approx(w0, rel=1e-10)
+    assert summary["growth_rate_median"] == pytest.approx(np.log1p((w0 * dt) ** 2) / (2 * dt), rel=1e-10)
+    assert abs(summary["growth_rate_exact_median"]) < 1e-10
+    assert summary["rate_rel_error_median"] == pytest.approx(err[0], rel=1e-12) == summary["rate_rel_error_max"]
+    assert np.array(summary["rates"]).shape == (2, 2, 2) and np.array(summary["exact_rates"]).shape == (2, 2, 2)
 
 
 def test_the_eigen_flows_linearisation_at_v_max_gives_the_eigenvalue_gaps():
@@ -263,6 +279,33 @@ def test_eulers_energy_grows_as_one_plus_omega_dt_squared_to_the_n_over_a_long_r
     assert h.behaviour.tolist() == h.behaviour_exact.tolist() == ["bounded"] * 3
     linear = long_horizon(pr.LinearMap(window=1).fit(data), long)
     assert linear.drift["energy"].max() < 1e-9 and linear.late_amplitude_error.max() < 1e-9
+
+
+def test_drift_of_a_negative_invariant_is_measured_against_its_magnitude():
+    # Kepler's energy is negative on bound orbits (μ = 2.7, a = 1.3: ε = −μ/2a = −1.04). Euler spirals outward and
+    # raises it; its drift, recomputed here from Euler's own steps in NumPy, is max|ε_n − ε_0| / |ε_0| > 0. A
+    # drift divided by ε_0 itself would be negative and read as zero drift however far the model went.
+    dt, n = 0.01, 600
+    data = pr.StepData.from_trajectories(pr.simulate(system="kepler", n_traj=3, dt=dt, t_end=1.0, seed=5,
+                                                     gravitational_parameter=2.7, semi_major_axis=1.3,
+                                                     eccentricity=0.4))
+    long = long_truth(data, n_steps=n, starts=2)
+    h = long_horizon(pr.Euler().fit(data), long)
+    mu = 2.7
+    s = long.states[:, 0].copy()
+    energies = []
+    for _ in range(n):
+        x, y, vx, vy = s.T
+        energies.append(0.5 * (vx**2 + vy**2) - mu / np.hypot(x, y))
+        r3 = np.hypot(x, y) ** 3
+        s = s + dt * np.stack([vx, vy, -mu * x / r3, -mu * y / r3], axis=-1)
+    energies = np.array(energies)  # (n, 2)
+    assert (energies[0] < -1.0).all()
+    expected = np.abs(energies - energies[0]).max(axis=0) / np.abs(energies[0])
+    assert (expected > 1e-3).all()
+    np.testing.assert_allclose(h.drift["energy"], expected, rtol=1e-9)
+    assert h.drift_exact["energy"].max() < 1e-12
+    assert (h.drift["angular_momentum"] > 0).all()
 
 
 def test_long_runs_tell_a_fixed_point_from_a_divergence():

@@ -75,6 +75,20 @@ def test_from_arrays_rejects_bad_input():
         pr.StepData.from_arrays(np.zeros((1, 5, 2)), dt=0.1, known=np.zeros((1, 4, 1)))
 
 
+def test_from_arrays_takes_one_trajectory_as_two_dimensional_arrays():
+    # One trajectory of 7 steps and 3 components with 2 known inputs, given without the trajectory axis: the same
+    # data as with it, the known inputs after the states in the model's inputs, the names and grid as given.
+    rng = np.random.default_rng(4)
+    states, known = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    data = pr.StepData.from_arrays(states, dt=0.25, known=known, state_names=("a", "b", "c"))
+    batched = pr.StepData.from_arrays(states[None], dt=0.25, known=known[None], state_names=("a", "b", "c"))
+    assert data.n_traj == 1 and data.n_obs == 3 and data.dt == 0.25
+    np.testing.assert_array_equal(data.observed, states[None])
+    np.testing.assert_array_equal(data.inputs, np.concatenate([states, known], axis=-1)[None])
+    np.testing.assert_array_equal(data.inputs, batched.inputs)
+    np.testing.assert_array_equal(data.time, 0.25 * np.arange(7))
+
+
 @pytest.mark.parametrize("kind", ["euler", "linear", "esn", "gru"])
 def test_a_misspelt_training_option_is_refused_by_every_model(kind, train):
     # It used to be accepted silently by every model but the recurrent ones.

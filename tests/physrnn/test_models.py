@@ -185,6 +185,10 @@ def test_a_checkpoint_directory_of_another_training_is_refused(tmp_path, small_t
                                          r"data; give an empty or new directory"):
         build_model("gru", units=6, window=2, epochs=3).fit(small_train, small_val, verbose=0,
                                                             checkpoint_dir=tmp_path / "ck")
+    # The same settings on other training data (the validation trajectories) are another training too.
+    with pytest.raises(ValueError, match=r"holds a gru training with other settings or data"):
+        build_model("gru", units=4, window=2, epochs=3).fit(small_val, small_train, verbose=0,
+                                                            checkpoint_dir=tmp_path / "ck")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my files")
     with pytest.raises(ValueError, match=r"holds files physrnn did not write"):
