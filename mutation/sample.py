@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="reuse mutants/ and mutmut's record of which tests call what (default: start clean)")
     parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
-    parser.add_argument("--test-budget", type=float, default=20.0,
+    parser.add_argument("--test-budget", type=float, default=10.0,
                         help="seconds of recorded test time each mutant's function may use, fastest tests first")
     parser.add_argument("--gate", type=float, default=0.85, help="the sample's score below which the run fails")
     parser.add_argument("--module-gate", type=float, default=0.80, help="the per-module score below which it fails")

@@ -39,6 +39,12 @@ def test_groups_by_regime_training_range_and_value():
     # η = 0.5 and Ω = 1.6 are beyond the training box; its end points (η = 0.4, Ω = 1.4) are inside.
     assert inside["inside the training range"].tolist() == [0, 3]
     assert inside["outside the training range"].tolist() == [1, 2]
+    # A two-term drive: each term's frequency has its own range ([0.5, 0.7] and [2.0, 2.5]); Ω1 = 0.8 is outside
+    # its own although below the other term's.
+    two = {"drive_frequency": np.array([[0.5, 2.0], [0.7, 2.5]])}
+    probe = {"drive_frequency": np.array([[0.6, 2.2], [0.8, 2.2], [0.6, 2.6]])}
+    terms = groups_of("training_range", probe, train_params=two, parameters=("drive_frequency",))
+    assert terms["inside the training range"].tolist() == [0]
     by_value = groups_of("damping", _params(damping=[0.2, 2.0, 0.2, 3.0]))
     assert {k: v.tolist() for k, v in by_value.items()} == {"damping = 0.2": [0, 2], "damping = 2": [1],
                                                             "damping = 3": [3]}

@@ -150,6 +150,20 @@ def test_the_echo_state_loop_in_numpy_is_the_keras_network(small_train, held_out
     np.testing.assert_allclose(rollout.observed[:, c], expected, rtol=0, atol=1e-12)
 
 
+def test_a_float32_echo_state_network_runs_its_numpy_pass_in_float32(small_train, held_out):
+    # precision = "float32" is kept by the NumPy pass as well as the Keras layers: its states are float32 and
+    # agree with the Keras network to float32 rounding (not to float64's).
+    model = build_model("esn", units=30, washout=20, precision="float32").fit(small_train)
+    weights = _Weights.of(model.network_, "float32")
+    assert weights.dtype == np.float32 and weights.recurrent_kernel.dtype == np.float32
+    u = held_out.inputs[:, :200]
+    states = weights.run(weights.scale(u), np.zeros((len(u), 30), np.float32))
+    assert states.dtype == np.float32
+    numpy_g = weights.increment(states, weights.scale(u))
+    keras_g = np.asarray(model.network_(tf.constant(u, tf.float32)))
+    np.testing.assert_allclose(numpy_g, keras_g, rtol=0, atol=1e-4)
+
+
 def test_the_cholesky_readout_is_the_qr_readout(rng):
     f = rng.standard_normal((500, 30)) @ rng.standard_normal((30, 30))
     t = rng.standard_normal((500, 2))
