@@ -138,6 +138,8 @@ def test_eulers_map_reads_as_half_the_damping(oscillator):
     d = pr.diagnose(pr.Euler().fit(test), test, points=2, **QUICK)
     assert d.parameters["damping"] == pytest.approx(0.1, abs=5e-3)
     assert d.summary()["damping_rel_error_floor"] < 1e-10  # the estimator on the exact map
+    # against the truth η = 0.2 (not 1, where a product would pass for a ratio): |0.1/0.2 − 1| = 0.5
+    assert d.summary()["damping_rel_error_median"] == pytest.approx(0.5, abs=0.03)
 
 
 def test_anti_damping_is_flagged_only_where_the_physics_damps():
@@ -258,6 +260,10 @@ def test_eulers_increment_is_the_vector_field_and_the_exact_increment_is_order_d
         euler = increments(pr.Euler().fit(data), data, steps)
         assert euler.field_gap.max() < 1e-13
         np.testing.assert_allclose(euler.error, euler.floor, rtol=1e-12)
+        summary = euler.summary()  # what the report reads
+        assert summary["points"] == euler.error.size and len(summary["map"]["error"]) == euler.error.size
+        assert summary["error_max"] == np.max(euler.error) and summary["error_median"] == np.median(euler.error)
+        assert summary["floor_median"] == np.median(euler.floor) and summary["field_gap_median"] < 1e-13
         linear = increments(pr.LinearMap(window=1).fit(data), data, steps)
         assert linear.error.max() < 1e-12
         floors.append(np.median(euler.floor))
@@ -347,6 +353,21 @@ def test_error_growth_recovers_a_planted_exponent_and_ignores_rounding():
     cut[:, 380:] = data.observed[:, 380:] + 1.0  # e^{t} 1e-8 passes 0.2 (0.1 of the range 2) at t ≈ 16.8 < 19
     jumped = Rollout(**{**roll.__dict__, "observed": cut})
     np.testing.assert_allclose(error_growth(jumped, data, lyapunov=np.zeros(2)).exponent, 1.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("above, read", [(10, True), (9, False)])
+def test_error_growth_needs_ten_samples_above_rounding(above, read):
+    # Only the last `above` samples carry an error (1e-6 e^{0.7t}, above the rounding floor and below the valid
+    # level): ten are enough to read the slope 0.7, nine are not.
+    roll, data = _planted(0.7, 0.0)
+    time = roll.time
+    planted = roll.observed.copy()
+    planted[:, -above:] += 1e-6 * np.exp(0.7 * (time[-above:] - time[-1]))[None, :, None]
+    g = error_growth(Rollout(**{**roll.__dict__, "observed": planted}), data, lyapunov=np.zeros(2))
+    if read:
+        np.testing.assert_allclose(g.exponent, 0.7, rtol=1e-6)
+    else:
+        assert np.isnan(g.exponent).all()
 
 
 def test_drift_counts_a_state_outside_the_invariants_domain_and_stops_at_a_divergence():

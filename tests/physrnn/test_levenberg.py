@@ -164,6 +164,22 @@ def test_a_float32_echo_state_network_runs_its_numpy_pass_in_float32(small_train
     np.testing.assert_allclose(numpy_g, keras_g, rtol=0, atol=1e-4)
 
 
+def test_an_echo_state_rollout_goes_on_unchanged_for_the_others_when_one_trajectory_diverges(small_train):
+    # Three trajectories, the third ten times larger than the bound allows: it is flagged at its first closed-loop
+    # step and set aside, and the other two roll out exactly as they do on their own.
+    import physrnn as pr
+
+    data = pr.StepData.from_trajectories(pr.simulate(
+        system="oscillator", n_traj=3, dt=0.05, t_end=5.0, seed=1, damping=0.2, drive_amplitude=0.5,
+        drive_frequency=1.3, x0={"values": [0.2, -0.3, 12.0]}, v0=0.0))
+    model = build_model("esn", units=30, washout=20).fit(small_train)
+    both = model.rollout(data, bound=5.0)
+    alone = model.rollout(data.take(np.array([0, 1])), bound=5.0)
+    assert both.diverged_at.tolist() == [-1, -1, both.context]
+    np.testing.assert_array_equal(both.observed[:2], alone.observed)
+    assert np.isnan(both.observed[2, both.context:]).all()
+
+
 def test_the_cholesky_readout_is_the_qr_readout(rng):
     f = rng.standard_normal((500, 30)) @ rng.standard_normal((30, 30))
     t = rng.standard_normal((500, 2))

@@ -300,3 +300,31 @@ def test_load_rejects_foreign_and_unknown_model_files(tmp_path, small_train):
         z.writestr("physrnn.json", json.dumps({**meta, "format_version": 99}))
     with pytest.raises(ValueError, match=r"has model format physrnn.model v99"):
         load_model(path)
+
+
+def test_the_plateau_schedule_halves_the_rate_after_half_the_patience(monkeypatch, small_train, small_val):
+    # schedule = "plateau" at a patience of 7: the rate is halved after 3 epochs without a better validation
+    # loss, down to a thousandth of the initial 3e-3 (the wiring, at non-default values).
+    import keras
+
+    seen = {}
+    real = keras.callbacks.ReduceLROnPlateau
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(keras.callbacks, "ReduceLROnPlateau", spy)
+    build_model("gru", units=4, window=2, epochs=1, schedule="plateau", patience=7,
+                learning_rate=3e-3).fit(small_train, small_val, verbose=0)
+    assert seen == {"monitor": "val_loss", "factor": 0.5, "patience": 3, "min_lr": pytest.approx(3e-6)}
+
+
+def test_fit_passes_its_verbosity_on(small_train, small_val, capsys):
+    # verbose = 0 reaches Keras's fit and the trainer: nothing on stdout; verbose = 2: one line per Adam epoch.
+    settings = dict(units=4, window=2, epochs=2, precision="float64", refine_steps=1)
+    build_model("gru", **settings).fit(small_train, small_val, verbose=0)
+    assert capsys.readouterr().out == ""
+    build_model("gru", **settings).fit(small_train, small_val, verbose=2)
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
