@@ -84,6 +84,11 @@ def test_resonance_of_the_analytic_steady_state_is_exact():
     # Half the amplitude: a relative error of exactly 0.5, and the phase untouched.
     half = analyse("resonance", 0.5 * x[..., None], t, _osc(p), steady_fraction=0.5)
     np.testing.assert_allclose(half["amplitude_rel_error"], 0.5, atol=1e-12)
+    # Lagging by a further 0.3 rad, or 2.9 rad (wrapped: the error is the angle between, at most π).
+    for extra in (0.3, 2.9):
+        late = (amp * gain)[:, None] * np.cos(om[:, None] * t + phase[:, None] - lag[:, None] - extra)
+        shifted = analyse("resonance", late[..., None], t, _osc(p), steady_fraction=0.5)
+        np.testing.assert_allclose(shifted["phase_error"], extra, atol=1e-12)
 
 
 def test_resonance_reads_the_steady_state_after_the_transient():

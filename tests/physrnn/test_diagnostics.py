@@ -225,6 +225,26 @@ def test_euler_and_rk4_linearised_at_the_pendulums_equilibria_have_their_closed_
     assert np.array(summary["rates"]).shape == (2, 2, 2) and np.array(summary["exact_rates"]).shape == (2, 2, 2)
 
 
+def test_an_equilibrium_no_trajectory_has_is_skipped_not_the_end(monkeypatch):
+    # A system may declare an equilibrium that no test trajectory's parameters allow (all NaN) before one they
+    # do: the first is left out and the next still read.
+    data = _held("pendulum", 0.1, natural_frequency=1.3)
+    real = type(data.system).equilibria
+
+    def equilibria(self):
+        return {"nowhere": np.full((self.n_traj, 2), np.nan), **real(self)}
+
+    monkeypatch.setattr(type(data.system), "equilibria", equilibria)
+    assert set(linearise(pr.Euler().fit(data), data)) == {"bottom", "top"}
+
+
+def test_the_steady_window_is_the_last_fraction_of_the_time():
+    from physrnn.analysis import steady_start
+
+    time = np.arange(10.0)  # 0 .. 9: the last third starts at t = 9 − 3 = 6
+    assert steady_start(time, 1 / 3) == 6 and steady_start(time + 5.0, 0.5) == 5  # 14 − 4.5 = 9.5: index 5
+
+
 def test_the_eigen_flows_linearisation_at_v_max_gives_the_eigenvalue_gaps():
     # At ±v_max on the unit sphere J_f = A − λmax I: rates λ_i − λmax (one 0, the norm); Euler's map there has
     # 1 + Δt(λ_i − λmax), so its rates are ln(1 + Δt gap)/Δt, to rounding.

@@ -205,9 +205,16 @@ def test_a_model_with_non_finite_weights_is_not_saved(tmp_path, small_train):
     weights = model.network_.get_weights()
     weights[0][0, 0] = np.nan  # what a diverged training leaves
     model.network_.set_weights(weights)
-    with pytest.raises(ValueError, match=r"refusing to save .*m\.keras: the linear model's weights hold NaN or inf"):
+    with pytest.raises(ValueError, match=r"refusing to save .*m\.keras: the linear model's weights hold NaN or inf"
+                                         r".*diverged\); train again with a lower learning_rate or a clipnorm$"):
         model.save(tmp_path / "m.keras")
     assert list(tmp_path.iterdir()) == []
+    # and its step map is read only on data of its own features
+    import physrnn as pr
+
+    other = pr.StepData.from_arrays(small_train.observed, dt=small_train.dt)
+    with pytest.raises(ValueError, match=r"^step_jacobian needs StepData built with the model's feature spec$"):
+        model.step_jacobian(other, [2])
 
 
 def test_divergence_is_flagged_not_raised(small_train, held_out):
@@ -321,10 +328,7 @@ def test_the_plateau_schedule_halves_the_rate_after_half_the_patience(monkeypatc
 
 
 def test_fit_passes_its_verbosity_on(small_train, small_val, capsys):
-    # verbose = 0 reaches Keras's fit and the trainer: nothing on stdout; verbose = 2: one line per Adam epoch.
-    settings = dict(units=4, window=2, epochs=2, precision="float64", refine_steps=1)
-    build_model("gru", **settings).fit(small_train, small_val, verbose=0)
-    assert capsys.readouterr().out == ""
-    build_model("gru", **settings).fit(small_train, small_val, verbose=2)
+    # verbose = 2 reaches Keras's fit: one line per Adam epoch (every other test fits with verbose = 0, quietly).
+    build_model("gru", units=4, window=2, epochs=2).fit(small_train, small_val, verbose=2)
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out

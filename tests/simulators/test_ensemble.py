@@ -238,7 +238,8 @@ def test_a_system_refuses_a_parameter_array_of_two_dimensions(make):
     (lambda s: s.Pendulum(damping=-0.1), r"damping.* must be >= 0"),
     (lambda s: s.Duffing(damping=-0.1), r"damping.* must be >= 0"),
     (lambda s: s.Kepler(gravitational_parameter=0.0), r"gravitational_parameter.* must be > 0"),
-], ids=["vanderpol", "pendulum", "duffing", "kepler"])
+    (lambda s: s.Duffing(linear_stiffness=np.inf), r"^linear_stiffness .*not finite"),
+], ids=["vanderpol", "pendulum", "duffing", "kepler", "duffing-inf"])
 def test_a_system_built_directly_checks_its_bounds(make, match):
     import simulators
 

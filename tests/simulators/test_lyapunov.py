@@ -30,6 +30,7 @@ def test_underdamped_oscillator_gives_minus_half_eta(eta):
     bound = linear_bound(matrix, np.full(2, 2**-0.5), duration)
     assert abs(estimate.exponent[0] + eta / 2) <= bound + 1e-9
     assert bound < 5e-3  # the check is sharp: the bound is far below η/2
+    assert estimate.duration == duration  # the averaging time is recorded with the estimate
 
 
 def test_overdamped_oscillator_gives_the_slow_mode():

@@ -207,3 +207,18 @@ def test_foreign_hdf5_file(tmp_path):
         f["temperature"] = np.arange(3.0)
     with pytest.raises(TrajectoryFileError, match=r"no 'schema' attribute \(top level holds: temperature\)"):
         read_trajectories(path)
+
+
+def test_a_bad_time_grid_is_refused_on_writing_and_on_reading(tmp_path, driven, written):
+    time = driven.time.copy()
+    time[3] = np.nan
+    with pytest.raises(ValueError, match=r"^the time grid holds NaN or inf; nothing was written$"):
+        write_trajectories(tmp_path / "bad.h5", replace(driven, time=time))
+    assert not (tmp_path / "bad.h5").exists()
+    n = len(driven.time)
+    with h5py.File(written, "r+") as f:  # a file whose /time lost its last sample
+        data = f["time"][:-1]
+        del f["time"]
+        f["time"] = data
+    with pytest.raises(TrajectoryFileError, match=rf"/time has shape \({n - 1},\), expected \({n},\)$"):
+        read_trajectories(written)
