@@ -82,7 +82,8 @@ def test_levenberg_marquardt_refuses_float32(rng):
     trainer, x, y, *_ = _linear_problem(rng)
     with pytest.raises(ValueError, match=r"runs in float64, got precision = 'float32'"):
         levenberg_marquardt(trainer, (x, y), None, steps=1, patience=1, dtype="float32")
-    with pytest.raises(ValueError, match=r"refine = 'lm' runs in float64, got precision = 'float32'"):
+    with pytest.raises(ValueError, match=r"refine = 'lm' runs in float64, got precision = 'float32'; set precision = "
+                                         r"'float64' \(or refine = 'lbfgs'\)$"):
         build_model("gru", refine_steps=5, precision="float32")
 
 

@@ -238,10 +238,21 @@ def test_divergence_is_flagged_not_raised(small_train, held_out):
     ("gru", {"precision": "float16"}, r"unknown precision 'float16'"),
     ("gru", {"colour": "red"}, r"unknown setting for a gru model: colour"),
     ("euler", {"units": 3}, r"unknown setting for a euler model: units; allowed: none"),
+    ("linear", {"colour": 1, "flavour": 2}, r"^unknown settings for a linear model: colour, flavour; allowed: window, "
+                                            r"ridge$"),
+    ("linear", {"window": 0}, r"^window must be an integer >= 1, got 0$"),
 ])
 def test_bad_model_settings(kind, settings, match):
     with pytest.raises(ValueError, match=match):
         build_model(kind, **settings)
+
+
+def test_a_rollout_needs_at_least_one_closed_loop_step(small_train):
+    model = build_model("linear").fit(small_train)
+    n = small_train.observed.shape[1]
+    with pytest.raises(ValueError, match=rf"^need 1 <= context \({n}\) < n_steps \({n}\) <= the data's {n} steps$"):
+        model.rollout(small_train, context=n, n_steps=n)
+    assert model.rollout(small_train, context=n - 1, n_steps=n).observed.shape[1] == n
 
 
 def test_window_longer_than_trajectories(small_train):

@@ -245,3 +245,11 @@ def test_a_system_built_directly_checks_its_bounds(make, match):
 
     with pytest.raises(ValueError, match=match):
         make(simulators)
+
+
+def test_a_system_rebuilt_from_too_few_parameters_names_the_missing_ones():
+    from simulators import Pendulum
+
+    with pytest.raises(ValueError, match=r"^the pendulum system needs parameters natural_frequency, drive_amplitude, "
+                                         r"drive_frequency, drive_phase, which the data lack$"):
+        Pendulum.from_params({"damping": np.array([0.1])})
