@@ -207,7 +207,8 @@ def test_separatrix_starts_have_an_infinite_period_and_unbounded_ones_none():
     (Duffing(linear_stiffness=0.5, cubic_stiffness=0.8), [[0.0, 0.0], [0.4, -0.2], [1.1, 0.3]]),
     (Pendulum(natural_frequency=1.3), [[0.0, 0.0], [0.4, -0.2], [-2.5, 0.3]]),
     (Kepler(gravitational_parameter=2.7), [[1.0, 0.0, 0.0, 1.9], [0.0, 1.2, -1.1, 0.2], [-0.8, 0.3, 0.1, -1.6]]),
-], ids=["duffing", "pendulum", "kepler"])
+    (LinearOscillator(damping=0.3, natural_frequency=1.7), [[0.0, 0.0], [0.4, -0.2], [-2.5, 0.3]]),
+], ids=["duffing", "pendulum", "kepler", "oscillator"])
 def test_one_system_solves_many_starts(system, starts):
     # Scalar parameters and three starts (not two, which a state's two components could stand in for): the
     # closed form of each start, as solved alone and as DOP853 has it; rest at a centre stays there.
@@ -221,3 +222,9 @@ def test_one_system_solves_many_starts(system, starts):
     np.testing.assert_allclose(together, reference(system, starts, t), atol=1e-9)
     if not starts[0].any():
         assert np.abs(together[0]).max() == 0.0
+
+
+def test_a_system_without_known_inputs_gives_an_empty_feature_block():
+    # drive = "none": (n_traj, n_steps, 0), so the model's inputs are the states alone.
+    t = np.linspace(0.0, 1.0, 11)
+    assert LinearOscillator(damping=np.zeros(3)).drive_features(t, "none").shape == (3, 11, 0)
