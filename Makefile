@@ -24,9 +24,6 @@ test-slow: $(STAMP)
 # each against the tests that call the mutated function. Prints the score with its 95 % interval per module and every
 # survivor; fails below 85 % (80 % per module). About 45 minutes on 2 cores; not part of make test.
 MUT_STAMP := $(VENV)/.mutation-stamp
-$(MUT_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
-	touch $(MUT_STAMP)
 
 mutants: $(MUT_STAMP)
 	$(BIN)/python mutation/sample.py
@@ -72,9 +69,11 @@ report: $(STAMP)
 
 # The benchmarks also need reservoirpy (benchmark-only: the reference our echo-state network is compared with).
 BENCH_STAMP := $(VENV)/.bench-stamp
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	touch $(BENCH_STAMP)
+
+# An optional extra of pyproject.toml (bench, mutation) installed once beside the test dependencies.
+$(VENV)/.%-stamp: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,$*]'
+	touch $@
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/bench_simulate.py

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fnmatch
 import json
 import math
 import os
@@ -34,6 +35,7 @@ import time
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,30 +76,31 @@ def wilson(killed: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def _mutmut(*args: str, log=None) -> subprocess.CompletedProcess:
     """Run mutmut in the repository root (its config is [tool.mutmut] in pyproject.toml)."""
     command = [sys.executable, "-m", "mutmut", *args]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(command, cwd=ROOT, env=env, stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT,
+    return subprocess.run(command, cwd=ROOT, env=_env(), stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, check=False)
 
 
-def generate(*, stats: bool) -> list[str]:
-    """Have mutmut write every mutant of the science modules to mutants/ and, with ``stats``, run the default
-    suite once to record which tests call which function and how long each takes; return the mutants' names."""
+def generate() -> list[str]:
+    """Have mutmut write every mutant of the science modules to mutants/ and run the default suite once to record
+    which tests call which function and how long each takes (reused when mutants/ is kept); return the names."""
     code = ("from mutmut.__main__ import copy_src_dir, copy_also_copy_files, setup_source_paths, create_mutants\n"
             "from mutmut.__main__ import collect_or_load_stats\n"
             "from mutmut.mutation.trampoline import set_mutant_under_test\n"
             "from mutmut.workers.isolation import get_mutant_runner\n"
             "set_mutant_under_test('mutant_generation')\n"
             "copy_src_dir(); copy_also_copy_files(); setup_source_paths(); create_mutants(2)\n"
-            f"if {stats}:\n"
-            "    collect_or_load_stats(get_mutant_runner(2), mutants_caught_by_type_checker={},\n"
-            "                          apply_config_invalidation=True)\n")
+            "collect_or_load_stats(get_mutant_runner(2), mutants_caught_by_type_checker={},\n"
+            "                      apply_config_invalidation=True)\n")
     MUTANTS.mkdir(exist_ok=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     with LOG.open("w") as log:
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), stdout=log, stderr=subprocess.STDOUT,
                              text=True, check=False)
     if out.returncode != 0:
         tail = "".join(LOG.read_text().splitlines(keepends=True)[-15:])
@@ -140,6 +143,7 @@ def _status(code: int | None) -> str:
     return status_by_exit_code[code]
 
 
+@lru_cache(maxsize=None)
 def _diff(name: str) -> str:
     out = _mutmut("show", name)
     return out.stdout
@@ -247,8 +251,6 @@ def _default_ref() -> str:
 
 def _mutated_files() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
-    import fnmatch
-
     files = [str(p.relative_to(ROOT)) for src in config["source_paths"] for p in (ROOT / src).rglob("*.py")]
     return sorted(f for f in files if any(fnmatch.fnmatch(f, pat) for pat in config["only_mutate"]))
 
@@ -306,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(MUTANTS)
     print("mutmut: generating the mutants of the science modules; running the default suite once to record "
           "which tests call which function (about 8 minutes on 2 cores) ...", flush=True)
-    every = generate(stats=True)
+    every = generate()
     kept, recorded = cap_tests(args.test_budget)
     print(f"{len(every)} mutants; each runs the tests that call its function, fastest first, up to "
           f"{args.test_budget:g} s of them ({kept} of {recorded} test-function pairs kept)", flush=True)

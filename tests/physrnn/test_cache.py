@@ -1,6 +1,7 @@
 """The cache's seals, entry by entry: each way an entry can be unsound is named, and an unsound entry is removed."""
 
 import json
+import re
 
 import h5py
 import pytest
@@ -42,7 +43,7 @@ def test_each_unsound_entry_is_named_and_removed(tmp_path, spoil, why):
     path = store(tmp_path / "a.h5", "oscillator", _h5())
     spoil(path)
     assert problem(path, "oscillator") is not None
-    assert __import__("re").search(why, problem(path, "oscillator")), problem(path, "oscillator")
+    assert re.search(why, problem(path, "oscillator")), problem(path, "oscillator")
     said = []
     assert not usable(path, "oscillator", "simulate train", said.append)
     assert len(said) == 1 and said[0].startswith("simulate train: the cached a.h5 ") and said[0].endswith("rebuilding it")
