@@ -105,8 +105,19 @@ def test_duffing_double_well_minima_sit_where_the_trajectory_rests():
     assert system.equilibria()["x+"][0] == pytest.approx(end, abs=1e-8)
 
 
+# The declared period's signed error against the limit cycle's, as measured when the formula was fixed (the
+# docstring quotes them): to 1 % of each error, so a wrong coefficient, log term or branch point cannot hide
+# inside the 4 % the approximation is allowed. μ = 2 sits on the branch point (the small-μ series applies).
+@pytest.mark.parametrize("mu, error", [(0.3, 1.3456e-05), (0.8, 7.4652e-4), (1.5, 9.9184e-3), (2.0, 2.9372e-2),
+                                       (2.5, 2.4750e-2), (3.0, 1.8039e-2), (6.0, 4.6424e-3)])
+def test_van_der_pol_declared_period_has_its_measured_error(mu, error):
+    system = VanDerPol(mu=mu)
+    declared, (period,) = system.characteristic_period()[0], system.limit_cycle()[1]
+    assert declared / period - 1 == pytest.approx(error, rel=1e-2)
+
+
 # The default run keeps one μ of each expansion; the costlier ones (seconds each) run in make test-slow.
-@pytest.mark.parametrize("mu", [0.3, 2.5, 3.0, 6.0, *(pytest.param(mu, marks=pytest.mark.slow) for mu in (1.0, 2.0, 20.0))])
+@pytest.mark.parametrize("mu", [0.3, *(pytest.param(mu, marks=pytest.mark.slow) for mu in (1.0, 2.0, 20.0))])
 def test_van_der_pol_period_matches_its_limit_cycle(mu):
     # The declared period is an approximation (small-μ series, Dorodnitsyn's expansion above μ = 2): within 4 %
     # of the limit cycle's period everywhere, and within 1e-3 where each expansion is good (the old μ^{−1/3}
