@@ -54,8 +54,6 @@ __all__ = ["READOUTS", "READOUT_PARAMETERS", "Diagnostics", "ErrorGrowth", "Incr
            "long_horizon", "long_truth", "match_eigenvalues", "on_trajectory_jacobian", "one_step",
            "oscillator_parameters", "target_figures", "target_value"]
 
-#: The reference tolerances of the exact flow map's Jacobian (variational equations, DOP853).
-RTOL, ATOL = 1e-12, 1e-14
 #: A spectral radius counts as growth above 1 + GROWTH_TOL: a conservative map's ρ is 1 only to rounding (and a
 #: float32 network's to ~1e-7), while 1e-6 per step is already e^0.1 over 10⁵ steps.
 GROWTH_TOL = 1e-6
@@ -66,9 +64,10 @@ def _points_system(system, n_traj: int):
 
 
 def exact_step_jacobian(system, states: np.ndarray, time: np.ndarray, steps: np.ndarray, dt: float) -> np.ndarray:
-    """∂Φ_Δt/∂s at the states (n_traj, n_steps, n_state) of ``steps`` (one time each): (n_traj, n_points, n, n)."""
+    """∂Φ_Δt/∂s at the states (n_traj, n_steps, n_state) of ``steps`` (one time each): (n_traj, n_points, n, n),
+    from the variational equations at the reference tolerances (:func:`simulators.flow_jacobian`'s defaults)."""
     system = _points_system(system, states.shape[0])
-    return np.stack([flow_jacobian(system, states[:, n], time[n], dt, rtol=RTOL, atol=ATOL)[1] for n in steps],
+    return np.stack([flow_jacobian(system, states[:, n], time[n], dt)[1] for n in steps],
                     axis=1)
 
 
@@ -84,7 +83,7 @@ def on_trajectory_jacobian(window_jacobian: np.ndarray, system, states: np.ndarr
     system = _points_system(system, states.shape[0])
     for i, n in enumerate(steps):
         for lag in range(1, window):
-            back = flow_jacobian(system, states[:, n], time[n], -lag * dt, rtol=RTOL, atol=ATOL)[1]
+            back = flow_jacobian(system, states[:, n], time[n], -lag * dt)[1]
             out[:, i] += window_jacobian[:, i, window - 1 - lag] @ back
     return out
 

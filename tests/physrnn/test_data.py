@@ -89,7 +89,8 @@ def test_scaler_round_trip_and_constant_features():
     (dict(system="oscillator", observation="velocity"), r"unknown observation 'velocity'"),
     (dict(system="eigen", observation="position"),
      r"unknown observation 'position' for the eigen system; choose one of full"),
-    (dict(system="oscillator", parameters=("mass",)), r"unknown parameter feature\(s\) mass"),
+    (dict(system="oscillator", parameters=("mass",)), r"unknown parameter feature\(s\) mass; choose from damping, "
+                                                      r"natural_frequency, drive_amplitude, drive_frequency$"),
 ])
 def test_bad_feature_specs(kwargs, match):
     with pytest.raises(ValueError, match=match):

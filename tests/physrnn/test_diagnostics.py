@@ -403,3 +403,40 @@ def test_drift_counts_a_state_outside_the_invariants_domain_and_stops_at_a_diver
     states[2, 5] = np.e**0.5
     drift = _relative_drift(log_invariant, states, np.array([-1, 4, -1]))
     assert drift[0] == np.inf and drift[1] == pytest.approx(1.0) and drift[2] == pytest.approx(0.5)
+
+
+def test_exact_exponents_of_a_system_that_may_be_chaotic_are_the_cached_attractor_estimate():
+    # A driven Duffing may be chaotic: its exponents are the 200-period estimate the valid Lyapunov times use
+    # (the same numbers, from the same cache), not one over the test horizon, whose value differs.
+    from physrnn.diagnostics import exact_exponents
+    from physrnn.metrics import attractor_exponent
+    from simulators import lyapunov_exponent
+
+    test = pr.StepData.from_trajectories(pr.simulate(
+        system="duffing", n_traj=2, dt=0.05, t_end=6.0, seed=3, damping=0.3, linear_stiffness=-1.0,
+        cubic_stiffness=1.0, drive_amplitude=0.5, drive_frequency=1.2, method="reference"))
+    assert test.system.may_be_chaotic()
+    got = exact_exponents(test, 10)
+    expected = attractor_exponent(test.system, test.states[:, 10], test.time[10]).exponent
+    np.testing.assert_array_equal(got, expected)
+    short = lyapunov_exponent(test.system, test.states[:, 10], test.time[10],
+                              duration=float(test.time[-1] - test.time[10])).exponent
+    assert np.abs(got - short).max() > 1e-2
+
+
+def test_the_increments_summary_reads_each_number_off_its_own_points():
+    # Three states of three components (so y is the second, not the last): every error relative to the RMS
+    # exact increment, 5 here; the map lists the points in order.
+    from physrnn.diagnostics import Increments
+
+    exact = np.array([[[3.0, 4.0, 0.0], [0.0, 0.0, 5.0], [4.0, 3.0, 0.0]]])
+    learned = exact + np.array([[[0.5, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.5]]])
+    field = exact + np.array([[[0.0, 0.1, 0.0], [0.2, 0.0, 0.0], [0.0, 0.0, 0.3]]])
+    states = np.arange(9.0).reshape(1, 3, 3)
+    s = Increments(steps=np.array([2, 5, 9]), states=states, learned=learned, exact=exact, field=field).summary()
+    assert s["points"] == 3
+    assert s["error_median"] == pytest.approx(0.2) and s["error_max"] == pytest.approx(0.5)
+    assert s["floor_median"] == pytest.approx(0.04)
+    assert s["field_gap_median"] == pytest.approx(np.linalg.norm([0.0, 1.0, 0.0] - np.array([0.2, 0.0, 0.0])) / 5)
+    assert s["map"] == {"x": [0.0, 3.0, 6.0], "y": [1.0, 4.0, 7.0], "error": pytest.approx([0.1, 0.2, 0.5]),
+                        "floor": pytest.approx([0.02, 0.04, 0.06])}

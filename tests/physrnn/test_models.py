@@ -241,10 +241,16 @@ def test_divergence_is_flagged_not_raised(small_train, held_out):
     ("linear", {"colour": 1, "flavour": 2}, r"^unknown settings for a linear model: colour, flavour; allowed: window, "
                                             r"ridge$"),
     ("linear", {"window": 0}, r"^window must be an integer >= 1, got 0$"),
+    ("linear", {"ridge": -1e-3}, r"^ridge must be a finite number >= 0, got -0\.001$"),
 ])
 def test_bad_model_settings(kind, settings, match):
     with pytest.raises(ValueError, match=match):
         build_model(kind, **settings)
+
+
+def test_an_unfitted_model_has_an_empty_history_to_read():
+    for kind in ("gru", "esn", "linear", "euler"):
+        assert build_model(kind).history_ == {}
 
 
 def test_a_rollout_needs_at_least_one_closed_loop_step(small_train):

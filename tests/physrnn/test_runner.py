@@ -207,3 +207,39 @@ def test_study_outputs_reproduce_report_and_name_clashes(tmp_path, tiny, capsys)
     assert main(["report", str(tmp_path / "never.toml"), "--root", str(root)]) == 2
     assert main(["report", str(tmp_path / "never.toml"), "--root", str(root), "--missing-ok"]) == 0
     assert "no stored results (never run); skipped" in capsys.readouterr().err
+
+
+def test_every_rollout_setting_of_a_study_reaches_the_numbers_it_changes(tmp_path):
+    # Non-default context, valid fraction, steady fraction and validation fraction: each number the study
+    # reports is the one computed directly at that setting from the study's own rollout, and differs from the
+    # number at the default (so a setting dropped on the way cannot pass).
+    from physrnn.analysis import analyse
+    from physrnn.metrics import valid_time
+    from physrnn.models import load_model
+    from physrnn.evaluation import read_rollout
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace('seeds = [0, 1]', 'seeds = [3]\nvalidation_fraction = 0.5')
+                    .replace("[diagnostics]\nlong_steps = 300", "[diagnostics]\nenabled = false")
+                    .replace("[models.esn]\nunits = 20\nwashout = 10\n", "[models]\n")
+                    + "[rollout]\ncontext = 7\nvalid_fraction = 0.003\nsteady_fraction = 0.6\n")
+    result = pr.run_study(path, root=tmp_path / "out", log=lambda _: None)
+    test = pr.StepData.from_trajectories(pr.read_trajectories(result.test_file))
+    runs = {r.label: r for r in result.runs}
+    assert set(runs) == {"euler", "linear"}
+    for run in runs.values():
+        rollout = read_rollout(run.rollout_file)
+        assert rollout.context == 7
+        true, pred, t = test.observed[:, 7:], rollout.observed[:, 7:], rollout.time[7:]
+        expected = valid_time(true=true, pred=pred, time=t, fraction=0.003)
+        np.testing.assert_array_equal(run.scores.per_trajectory["valid_time"], expected)
+        assert run.scores.physics_kind == "resonance"
+        physics = analyse("resonance", pred, t, test.system, steady_fraction=0.6)
+        for key, value in physics.items():
+            np.testing.assert_array_equal(run.scores.physics[key], value)
+    euler = runs["euler"]
+    default = valid_time(true=test.observed[:, 7:], pred=read_rollout(euler.rollout_file).observed[:, 7:],
+                         time=test.time[7:], fraction=0.1)
+    assert (euler.scores.per_trajectory["valid_time"] < default).all()  # Euler's O(Δt) phase error
+    split = load_model(runs["linear"].model_file).provenance_["split"]
+    assert (len(split["train"]), len(split["validation"])) == (3, 3)

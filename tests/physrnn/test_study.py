@@ -136,3 +136,17 @@ def test_stage_keys_follow_exactly_their_inputs():
     assert a != stage_key("train", {"units": 9, "window": 2}, "data-key")
     assert a != stage_key("train", {"units": 8, "window": 2}, "other-data")
     assert a != stage_key("rollout", {"units": 8, "window": 2}, "data-key")
+
+
+def test_a_test_file_of_its_own_length_bounds_the_context(tmp_path):
+    # A [test] file of 37 output times (not the 101 of GOOD's ensemble): context 36 leaves one closed-loop
+    # step, 37 none; the file's own length is what the study checks against.
+    from simulators import EnsembleConfig, simulate_to_file
+
+    path = tmp_path / "test.h5"
+    simulate_to_file(EnsembleConfig.from_dict({**ENSEMBLE, "n_traj": 2, "seed": 2, "t_end": 1.8}), path)
+    raw = {**_with("models", {}), "test": {"file": str(path)}}
+    assert study_from_dict({**raw, "rollout": {"context": 36}}, "tiny.toml").test.n_steps == 37
+    with pytest.raises(StudyConfigError, match=r"\[rollout\] context 37 \(model persistence\) leaves no closed-loop "
+                                               r"step of the test trajectories' 37 steps"):
+        study_from_dict({**raw, "rollout": {"context": 37}}, "tiny.toml")

@@ -136,6 +136,23 @@ def test_train_steps_cuts_the_training_trajectories_at_small_dt_only_and_never_t
     assert sweep.to_dict()["sweep"]["train_steps"] == 50
 
 
+def test_a_dt_axis_keeps_the_duration_of_ensembles_given_by_their_number_of_steps(base):
+    # n_steps = 101 output times at Δt 0.1 is t_end 10 (not 10.1): at Δt 0.05 the trial has 201 times, and
+    # train_steps 80 cuts the training part to t_end 4 there but not at Δt 0.2 (50 steps). The test part keeps
+    # its 20 time units at every Δt.
+    text = (base / "base.toml").read_text()
+    text = text.replace("dt = 0.1\nt_end = 10.0", "dt = 0.1\nn_steps = 101").replace(
+        "dt = 0.1\nt_end = 20.0", "dt = 0.1\nn_steps = 201")
+    (base / "steps.toml").write_text(text)
+    sweep = _sweep(base, '[sweep]\nname = "d"\nstudy = "steps.toml"\nmodel = "esn"\ntrain_steps = 80\n'
+                         '[axes]\ndt = [0.05, 0.2]\nseed = [0]\n')
+    (fine, coarse) = (t.study for t in sweep.trials)
+    assert "n_steps" not in fine["train"] and "n_steps" not in fine["test"]
+    assert fine["train"]["t_end"] == pytest.approx(4.0, rel=1e-15) and coarse["train"]["t_end"] == 10.0
+    assert fine["test"]["t_end"] == coarse["test"]["t_end"] == pytest.approx(20.0, rel=1e-15)
+    assert study_from_dict(fine).train.known_n_steps == 81 and study_from_dict(coarse).test.known_n_steps == 101
+
+
 @pytest.mark.parametrize("raw, message", [
     (_raw(objective="loss"), "objective = 'loss' is not a closed-loop figure"),
     (_raw(model="lstm"), "model = 'lstm' is not a model of"),

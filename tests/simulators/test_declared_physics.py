@@ -116,6 +116,15 @@ def test_van_der_pol_declared_period_has_its_measured_error(mu, error):
     assert declared / period - 1 == pytest.approx(error, rel=1e-2)
 
 
+def test_van_der_pol_without_damping_is_the_harmonic_centre_beside_relaxation_cycles():
+    # μ = 0 is a centre of period 2π (no limit cycle, so no amplitude) even in a batch whose other trajectory
+    # takes the relaxation branch, whose μ^{-1/3}, ln μ / μ and 1/μ are infinite at 0 and must stay silent.
+    system = VanDerPol(mu=np.array([0.0, 4.0]))
+    np.testing.assert_allclose(system.characteristic_period(), [2 * np.pi, 10.311370], rtol=1e-7)
+    amplitude, period = system.limit_cycle()
+    assert np.isnan(amplitude[0]) and period[0] == 2 * np.pi
+
+
 # The default run keeps one μ of each expansion; the costlier ones (seconds each) run in make test-slow.
 @pytest.mark.parametrize("mu", [0.3, *(pytest.param(mu, marks=pytest.mark.slow) for mu in (1.0, 2.0, 20.0))])
 def test_van_der_pol_period_matches_its_limit_cycle(mu):

@@ -185,3 +185,10 @@ def test_random_symmetric_takes_any_positive_integer_size():
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match=rf"size must be a positive integer, got {bad}"):
             random_symmetric(bad, seed=2)
+
+
+@pytest.mark.parametrize("tol, match", [(1.5, r"^tol = 1\.5 is out of range; it must be <= 1$"),
+                                        (0.0, r"^tol = 0\.0 is out of range; it must be > 0$")])
+def test_convergence_time_refuses_a_tolerance_outside_zero_to_one(tol, match):
+    with pytest.raises(ValueError, match=match):
+        convergence_time(random_symmetric(3, seed=0), tol=tol)

@@ -255,3 +255,34 @@ def test_a_system_rebuilt_from_too_few_parameters_names_the_missing_ones():
     with pytest.raises(ValueError, match=r"^the pendulum system needs parameters natural_frequency, drive_amplitude, "
                                          r"drive_frequency, drive_phase, which the data lack$"):
         Pendulum.from_params({"damping": np.array([0.1])})
+
+
+def test_the_integrators_tolerances_of_a_config_reach_the_solver():
+    # A non-default rtol and atol change the reference solution (coarse ones by ~1e-5); the ensemble must be
+    # exactly the solve at those tolerances, batch by batch.
+    from simulators import solve
+
+    raw = {**BASE, "method": "reference", "rtol": 1e-4, "atol": 1e-3}
+    config = EnsembleConfig.from_dict(raw)
+    tr = generate(config, batch_size=1)
+    system = config.sample()[0].broadcast(6)
+    for i in range(6):
+        direct = solve(system.take(slice(i, i + 1)), tr.states[i:i + 1, 0], tr.time, method="reference",
+                       rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(tr.states[i:i + 1], direct)
+    fine = generate(EnsembleConfig.from_dict({**raw, "atol": 1e-12}), batch_size=1)
+    assert np.abs(fine.states - tr.states).max() > 1e-7
+
+
+def test_a_non_finite_solution_names_its_trajectory_across_batches_and_tolerates_empty_parameters():
+    from simulators.ensemble import _check_finite
+
+    class Part:  # a batch of three, one of whose parameters is an empty (no-term) block
+        def params(self):
+            return {"gain": np.array([1.0, 3e300, 2.0]), "terms": np.empty((3, 0))}
+
+    states = np.zeros((3, 5, 2))
+    states[1, 3:, 0] = np.inf
+    with pytest.raises(ValueError, match=r"^the solution is not finite for trajectory 7 from t = 0\.3, with "
+                                         r"gain = 3e\+300, x0 = \[4, 5\], terms = \[\]; these values overflow"):
+        _check_finite(Part(), np.array([[0.0, 1.0], [4.0, 5.0], [0.0, 0.0]]), states, np.arange(5) / 10, start=6)

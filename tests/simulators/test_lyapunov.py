@@ -75,3 +75,14 @@ def test_bad_settings_are_one_line_errors():
         lyapunov_exponent(Pendulum(), [[1.0, 0.0]], duration=0.0)
     with pytest.raises(ValueError, match="transient"):
         lyapunov_exponent(Pendulum(), [[1.0, 0.0]], duration=1.0, transient=-1.0)
+
+
+def test_a_transient_in_several_steps_keeps_the_drives_clock():
+    # The transient is taken in steps of the renormalisation interval; on a driven orbit the clock must advance
+    # by exactly the transient, however many steps it takes. One step (interval = transient) and five must agree
+    # to the integration tolerance; a clock advanced by the wrong amount puts the drive out of phase.
+    system = Pendulum(damping=0.3, natural_frequency=1.4, drive_amplitude=1.1, drive_frequency=0.9)
+    start = [[0.4, -0.2]]
+    one = lyapunov_exponent(system, start, 0.3, duration=10.0, transient=5.0, interval=5.0, batches=2)
+    five = lyapunov_exponent(system, start, 0.3, duration=10.0, transient=5.0, interval=1.0, batches=2)
+    assert five.exponent == pytest.approx(one.exponent, abs=1e-7)
