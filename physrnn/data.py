@@ -28,7 +28,8 @@ import numpy as np
 from simulators.system import get_system, system_names
 from simulators.trajectory_file import Trajectories
 
-__all__ = ["FeatureSpec", "Scaler", "StepData", "build_step_data", "split_by_parameter", "split_by_trajectory"]
+__all__ = ["FeatureSpec", "Scaler", "StepData", "angle_columns", "angle_features", "build_step_data", "split_by_parameter",
+           "split_by_trajectory"]
 
 #: The system name of data built from plain arrays (no equations known: the physics baselines do not apply).
 ARRAYS = "arrays"
@@ -304,3 +305,20 @@ class Scaler:
 
     def inverse(self, data: np.ndarray) -> np.ndarray:
         return data * self.scale + self.mean
+
+
+def angle_features(x: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:
+    """The inputs (..., n_in) with each angle column replaced by its cosine and sine (appended at the end):
+    what :class:`~physrnn.models.layers.AngleFeatures` gives a network, and the NVAR's features."""
+    keep = [i for i in range(x.shape[-1]) if i not in columns]
+    angles = x[..., list(columns)]
+    return np.concatenate([x[..., keep], np.cos(angles), np.sin(angles)], axis=-1)
+
+
+def angle_columns(angles: Sequence[str], state_names: Sequence[str]) -> tuple[int, ...]:
+    """The observed columns of the components ``angles`` names; one that is not observed is refused."""
+    missing = [a for a in angles if a not in state_names]
+    if missing:
+        raise ValueError(f"angles {', '.join(missing)} are not observed components; choose from "
+                         f"{', '.join(state_names)}")
+    return tuple(list(state_names).index(a) for a in angles)

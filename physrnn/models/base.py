@@ -6,6 +6,7 @@ loading such a file imports Keras only then.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -27,6 +28,7 @@ __all__ = ["Rollout", "StepModel", "check_model_path", "diverging", "load_model"
 _FORMAT = "physrnn.model"
 _FORMAT_VERSION = 1
 _META = "physrnn.json"
+_ARRAYS = "arrays.npz"
 
 
 def check_model_path(path: str | os.PathLike) -> Path:
@@ -229,13 +231,22 @@ class StepModel(ABC):
     def _restore(self, network) -> None:
         """Rebuild fitted state from a loaded network."""
 
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Fitted arrays saved beside the metadata (``arrays.npz`` in the file), for a model whose fitted state is
+        not a Keras network: it saves and loads without TensorFlow."""
+        return {}
+
+    def _restore_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Rebuild fitted state from the arrays :meth:`_arrays` saved."""
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write a ``.keras`` file (the Keras network, if any, plus ``physrnn.json``), atomically."""
         self._check_fitted()
         path = check_model_path(path)
         tmp = temporary_path(path, ".keras")
-        network = self._network()
-        if network is not None and not all(np.isfinite(w).all() for w in network.get_weights()):
+        network, arrays = self._network(), self._arrays()
+        weights = [*(network.get_weights() if network is not None else ()), *arrays.values()]
+        if not all(np.isfinite(w).all() for w in weights):
             raise ValueError(f"refusing to save {path}: the {self.kind} model's weights hold NaN or inf (its training "
                              "diverged); train again with a lower learning_rate or a clipnorm")
         try:
@@ -246,6 +257,10 @@ class StepModel(ABC):
                 mode = "w"
             with zipfile.ZipFile(tmp, mode) as z:
                 z.writestr(_META, json.dumps(self._metadata(), indent=2))
+                if arrays:
+                    buffer = io.BytesIO()
+                    np.savez(buffer, **arrays)
+                    z.writestr(_ARRAYS, buffer.getvalue())
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -262,7 +277,11 @@ def load_model(path: str | os.PathLike) -> StepModel:
         with zipfile.ZipFile(path) as z:
             meta = json.loads(z.read(_META))
             has_network = "config.json" in z.namelist()
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+            arrays = {}
+            if _ARRAYS in z.namelist():
+                with np.load(io.BytesIO(z.read(_ARRAYS)), allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, ValueError, OSError):
         raise ValueError(f"'{path}' is not a physrnn model file (a .keras archive with {_META})") from None
     if meta.get("format") != _FORMAT or meta.get("format_version") != _FORMAT_VERSION:
         raise ValueError(f"'{path}' has model format {meta.get('format')} v{meta.get('format_version')}; this "
@@ -283,6 +302,7 @@ def load_model(path: str | os.PathLike) -> StepModel:
 
         network = keras.saving.load_model(path, compile=False)
     model._restore(network)
+    model._restore_arrays(arrays)
     return model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from ..data import Scaler
+from ..data import Scaler, angle_features
 
 __all__ = ["AngleFeatures", "IncrementFromValue", "Standardize", "angle_features", "standardize"]
 
@@ -58,14 +58,6 @@ def standardize(scaler: Scaler, name: str, dtype: str, invert: bool = False) -> 
     layer = Standardize(len(scaler.mean), invert=invert, dtype=dtype, name=name)
     layer.set_statistics(scaler)
     return layer
-
-
-def angle_features(x: np.ndarray, columns: tuple[int, ...]) -> np.ndarray:
-    """The inputs (..., n_in) with each angle column replaced by its cosine and sine (appended at the end):
-    what :class:`AngleFeatures` gives the network, for fitting its input scaling."""
-    keep = [i for i in range(x.shape[-1]) if i not in columns]
-    angles = x[..., list(columns)]
-    return np.concatenate([x[..., keep], np.cos(angles), np.sin(angles)], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="physrnn")

@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..data import Scaler
+from ..data import Scaler, angle_columns, angle_features
 from .configs import RecurrentConfig
-from .layers import AngleFeatures, IncrementFromValue, angle_features, standardize
+from .layers import AngleFeatures, IncrementFromValue, standardize
 from .levenberg import levenberg_marquardt
 from .linear import NetworkModel
 from .rollout import window_jacobian, windowed_rollout
@@ -202,11 +202,7 @@ class RecurrentStepModel(NetworkModel):
     def _train(self, train, validation, *, verbose, checkpoint_dir, callbacks):
         cfg = self.config
         x, y = train.windows(cfg.window, cfg.rollout_steps)
-        missing = [a for a in cfg.angles if a not in train.state_names]
-        if missing:
-            raise ValueError(f"angles {', '.join(missing)} are not observed components; choose from "
-                             f"{', '.join(train.state_names)}")
-        self._angle_columns = tuple(train.state_names.index(a) for a in cfg.angles)
+        self._angle_columns = angle_columns(cfg.angles, train.state_names)
         in_scaler = Scaler.fit(angle_features(train.inputs[:, :-1], self._angle_columns))
         increment_scaler = Scaler.fit(train.targets)
         out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])

@@ -32,7 +32,7 @@ STUDY_FIELDS = {
 STRINGS = {"schedule": "plateau", "target": "value", "precision": {"float32": "float64", "float64": "float32"},
            "refine": {"lm": "lbfgs", "lbfgs": "lm"}}
 #: Alternatives for tuple-valued settings.
-TUPLES = {"angles": ("theta",)}
+TUPLES = {"angles": ("theta",), "ridges": (1e-6,)}
 
 
 def _other(name, value):
