@@ -95,6 +95,9 @@ class Duffing(DrivenSystem):
     Params = DuffingParams
     OBSERVATIONS = {"full": None, "position": (0,)}
     MODEL_PARAMETERS = ("damping", "linear_stiffness", "cubic_stiffness", "drive_amplitude", "drive_frequency")
+    # ẍ = −δ ẋ − α x − β x³ + F·(drive): cubic; each parameter given multiplies a term (one degree more).
+    LIBRARY_DEGREE = 3
+    LIBRARY_PARAMETER_DEGREE = {"damping": 1, "linear_stiffness": 1, "cubic_stiffness": 1, "drive_amplitude": 1}
 
     def __post_init__(self) -> None:
         delta = check_bounds("damping", as_real_array("damping", self.damping, max_ndim=1), low=0.0)

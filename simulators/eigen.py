@@ -199,6 +199,8 @@ class EigenFlow(PhysicalSystem):
     n_traj: int = field(init=False)
     system = "eigen"
     PARAMETERS = ("matrix",)
+    # ṡ = A s − (sᵀ A s) s: cubic in s for a matrix shared by the ensemble.
+    LIBRARY_DEGREE = 3
     Params = EigenParams
     AUTO_T_END = True
 

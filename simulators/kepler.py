@@ -130,6 +130,16 @@ class Kepler(PhysicalSystem):
     Params = KeplerParams
     OBSERVATIONS = {"full": None, "position": (0, 1)}
     MODEL_PARAMETERS = ("gravitational_parameter",)
+    # v̇ = −μ r/r³: linear in (x, y, vx, vy, x/r³, y/r³), which no polynomial in x and y holds.
+    LIBRARY_DEGREE = 1
+    LIBRARY_PARAMETER_DEGREE = {"gravitational_parameter": 1}
+
+    @classmethod
+    def library_terms(cls):
+        """x/r³ and y/r³: the central force's components."""
+        def component(i):
+            return lambda s: s[..., i] / np.hypot(s[..., 0], s[..., 1]) ** 3
+        return {"x/r^3": component(0), "y/r^3": component(1)}
 
     def __post_init__(self) -> None:
         mu = check_bounds("gravitational_parameter", as_real_array(

@@ -65,6 +65,9 @@ class LotkaVolterra(PhysicalSystem):
     PARAMETERS = _RATES
     Params = LotkaVolterraParams
     MODEL_PARAMETERS = _RATES
+    # ẋ = α x − β x y, ẏ = δ x y − γ y: quadratic; each rate given multiplies its term.
+    LIBRARY_DEGREE = 2
+    LIBRARY_PARAMETER_DEGREE = dict.fromkeys(_RATES, 1)
 
     def __post_init__(self) -> None:
         self.set_parameters(**{name: check_bounds(name, as_real_array(name, getattr(self, name), max_ndim=1),

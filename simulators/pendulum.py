@@ -97,6 +97,14 @@ class Pendulum(DrivenSystem):
     #: "angle": θ alone.
     OBSERVATIONS = {"full": None, "angle": (0,)}
     MODEL_PARAMETERS = ("damping", "natural_frequency", "drive_amplitude", "drive_frequency")
+    # θ̈ = −ω0² sin θ − η θ̇ + F·(drive): linear in (θ, ω, sin θ, cos θ, drive features).
+    LIBRARY_DEGREE = 1
+    LIBRARY_PARAMETER_DEGREE = {"natural_frequency": 2, "damping": 1, "drive_amplitude": 1}
+
+    @classmethod
+    def library_terms(cls):
+        """sin θ and cos θ: the restoring torque and the energy's potential, which no polynomial in θ holds."""
+        return {"sin(theta)": lambda s: np.sin(s[..., 0]), "cos(theta)": lambda s: np.cos(s[..., 0])}
 
     def __post_init__(self) -> None:
         eta = check_bounds("damping", as_real_array("damping", self.damping, max_ndim=1), low=0.0)

@@ -39,9 +39,20 @@ from typing import Callable, ClassVar, Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["PhysicalSystem", "get_system", "register_system", "system_names"]
+__all__ = ["Library", "PhysicalSystem", "get_system", "register_system", "system_names"]
 
 _REGISTRY: dict[str, type[PhysicalSystem]] = {}
+
+
+@dataclass(frozen=True)
+class Library:
+    """The candidate terms that hold a system's vector field, for a sparse regression (``physrnn``'s SINDy):
+    every monomial up to ``degree`` in the state, the known inputs a model is given (drive features and
+    parameters) and ``terms``, named functions of the state (..., n_state) -> (...) that no polynomial holds
+    (an angle's sine, a central force's x/r³)."""
+
+    degree: int
+    terms: Mapping[str, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -205,6 +216,26 @@ class PhysicalSystem:
         """For :meth:`equilibria`: ``point`` (n_state,) or (n_traj, n_state) per trajectory, NaN where not ``where``."""
         rows = np.broadcast_to(np.asarray(point, dtype=np.float64), (self.n_traj, self.n_state))
         return np.where(np.broadcast_to(np.asarray(where), (self.n_traj,))[:, None], rows, np.nan)
+
+    #: The degree of the vector field as a polynomial in the state, the drive features and the
+    #: :meth:`library_terms` (None: the system declares no library).
+    LIBRARY_DEGREE: ClassVar[int | None] = None
+    #: The degrees a parameter adds when a model is given it (ω0² x: ``natural_frequency`` adds 2).
+    LIBRARY_PARAMETER_DEGREE: ClassVar[Mapping[str, int]] = {}
+
+    @classmethod
+    def library_terms(cls) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """Named functions of the state beside the polynomials in :meth:`library` (none by default)."""
+        return {}
+
+    @classmethod
+    def library(cls, parameters: tuple[str, ...] = ()) -> Library | None:
+        """The candidate terms that hold this system's vector field when a model is given ``parameters`` (see
+        :class:`Library`), or None where the system declares none."""
+        if cls.LIBRARY_DEGREE is None:
+            return None
+        extra = max((cls.LIBRARY_PARAMETER_DEGREE.get(p, 0) for p in parameters), default=0)
+        return Library(cls.LIBRARY_DEGREE + extra, cls.library_terms())
 
     def characteristic_period(self) -> np.ndarray | None:
         """One time per trajectory to express valid times in (a period), ndarray (n_traj,); None if none."""

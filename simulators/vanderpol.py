@@ -70,6 +70,9 @@ class VanDerPol(DrivenSystem):
     Params = VanDerPolParams
     OBSERVATIONS = {"full": None, "position": (0,)}
     MODEL_PARAMETERS = ("mu", "drive_amplitude", "drive_frequency")
+    # ẍ = μ (1 − x²) ẋ − x + F·(drive): cubic (x² ẋ); μ given as an input makes μ x² ẋ degree 4.
+    LIBRARY_DEGREE = 3
+    LIBRARY_PARAMETER_DEGREE = {"mu": 1, "drive_amplitude": 1}
 
     def __post_init__(self) -> None:
         self.set_parameters(mu=check_bounds("mu", as_real_array("mu", self.mu, max_ndim=1), low=0.0))

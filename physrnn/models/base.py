@@ -246,7 +246,7 @@ class StepModel(ABC):
         tmp = temporary_path(path, ".keras")
         network, arrays = self._network(), self._arrays()
         weights = [*(network.get_weights() if network is not None else ()), *arrays.values()]
-        if not all(np.isfinite(w).all() for w in weights):
+        if not all(np.isfinite(w).all() for w in weights if np.issubdtype(np.asarray(w).dtype, np.number)):
             raise ValueError(f"refusing to save {path}: the {self.kind} model's weights hold NaN or inf (its training "
                              "diverged); train again with a lower learning_rate or a clipnorm")
         try:

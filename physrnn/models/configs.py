@@ -285,19 +285,71 @@ class NVARConfig:
         _check_int("select_steps", self.select_steps, 0)
         if not isinstance(self.constant, bool):
             raise TypeError(f"constant must be true or false, got {self.constant!r}")
-        if isinstance(self.ridge, bool) or not isinstance(self.ridge, (int, float)) or not np.isfinite(self.ridge):
-            raise ValueError(f"ridge must be a finite number (>= 0, or negative to choose it from ridges), got "
-                             f"{self.ridge!r}")
-        if not isinstance(self.ridges, (list, tuple)) or not self.ridges:
-            raise ValueError(f"ridges must be a list of numbers >= 0 such as [1e-8, 1e-6], got {self.ridges!r}")
-        for value in self.ridges:
-            _check_positive("each of ridges", value, allow_zero=True)
+        _check_choice_or_grid("ridge", self.ridge, self.ridges)
         object.__setattr__(self, "ridges", tuple(float(r) for r in self.ridges))
 
     @property
     def min_context(self) -> int:
         """The fewest true states a rollout starts from: the span of the taps."""
         return (self.delay - 1) * self.skip + 1
+
+
+#: The thresholds SINDy tries when none is given.
+SINDY_THRESHOLDS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SINDyConfig:
+    """Sparse identification of the vector field (SINDy, on PySINDy), rolled out by RK4 on what it identified.
+
+    Parameters
+    ----------
+    library : {"declared", "polynomial"}
+        "declared": monomials of the state, the known inputs and the terms the system declares (the pendulum's
+        sin θ, Kepler's x/r³: :meth:`simulators.PhysicalSystem.library`); "polynomial": monomials of the
+        state and the known inputs alone (what a user without that knowledge fits).
+    degree : int
+        The monomials' highest degree (0: the degree the system declares for its vector field).
+    difference_order : int
+        Order of the finite differences that estimate the derivative from the states (PySINDy's default is 2,
+        which loses 10–100× at the studies' Δt against 4).
+    threshold : float
+        The sequential thresholded least squares' cut (STLSQ; negative: chosen from ``thresholds`` on the
+        closed-loop error of the validation trajectories).
+    thresholds : tuple of float
+        The cuts tried when ``threshold`` is negative.
+    alpha : float
+        STLSQ's ridge while it selects terms (the kept terms are refitted without it).
+    substeps : int
+        RK4 steps on the identified field per Δt of the data.
+    select_steps : int
+        Closed-loop steps of each validation trajectory the threshold is judged on (0: all of them).
+    """
+
+    library: str = "declared"
+    degree: int = 0
+    difference_order: int = 4
+    threshold: float = -1.0
+    thresholds: tuple[float, ...] = SINDY_THRESHOLDS
+    alpha: float = 1e-6
+    substeps: int = 1
+    select_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.library not in ("declared", "polynomial"):
+            raise ValueError(f"unknown library {self.library!r}; choose declared or polynomial")
+        _check_int("degree", self.degree, 0)
+        _check_int("difference_order", self.difference_order, 1)
+        _check_int("substeps", self.substeps, 1)
+        _check_int("select_steps", self.select_steps, 0)
+        _check_choice_or_grid("threshold", self.threshold, self.thresholds)
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        _check_positive("alpha", self.alpha, allow_zero=True)
+
+    @property
+    def min_context(self) -> int:
+        """A rollout starts from one true state: the identified field needs nothing else."""
+        return 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -308,6 +360,17 @@ class NoConfig:
     def min_context(self) -> int:
         """A rollout starts from one true state."""
         return 1
+
+
+def _check_choice_or_grid(name: str, value: Any, grid: Any) -> None:
+    """A regularisation given (a number >= 0) or to be chosen (negative) from ``grid``, a list of numbers >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number (>= 0, or negative to choose it from {name}s), got "
+                         f"{value!r}")
+    if not isinstance(grid, (list, tuple)) or not grid:
+        raise ValueError(f"{name}s must be a list of numbers >= 0 such as [1e-8, 1e-6], got {grid!r}")
+    for each in grid:
+        _check_positive(f"each of {name}s", each, allow_zero=True)
 
 
 def _check_angles(angles) -> None:
@@ -420,6 +483,8 @@ register_model("linear", LinearConfig, ".linear:LinearFlowMap",
                summary="least-squares affine map on a window of inputs (exact for a linear system)")
 register_model("nvar", NVARConfig, ".nvar:NVAR",
                summary="next-generation reservoir: ridge readout on a delay embedding and its monomials (NumPy)")
+register_model("sindy", SINDyConfig, ".sindy:SINDy",
+               summary="sparse identification of the vector field (PySINDy's STLSQ), rolled out by RK4")
 register_model("persistence", NoConfig, ".baselines:Persistence", summary="no change: g = 0")
 register_model("euler", NoConfig, ".baselines:EulerBaseline",
                summary="one explicit Euler step of the true equations at the same dt")

@@ -26,6 +26,7 @@ from simulators._validation import check_memory
 from ..data import angle_columns, angle_features
 from .base import StepModel, diverging
 from .configs import NVARConfig
+from .selection import choose_on_closed_loops, validation_needed
 
 __all__ = ["NVAR", "monomial_indices"]
 
@@ -127,17 +128,15 @@ class NVAR(StepModel):
             ridge, history = cfg.ridge, {}
         else:
             if validation is None:
-                raise ValueError("the nvar model chooses its ridge on the closed loops of validation trajectories: "
-                                 "pass validation data to fit(), or set ridge (for example ridge = 1e-6)")
+                raise validation_needed(self.kind, "ridge", 1e-6)
             ridge, history = self._choose_ridge(path, validation, scale=train.observed.reshape(-1, train.n_obs))
         self.kernel_, self.intercept_ = path.solve(ridge)
         residual = x @ self.kernel_ + self.intercept_ - y
         self.history_ = {**history, "ridge": [float(ridge)], "train_mse": [float(np.mean(residual**2))]}
 
     def _choose_ridge(self, path: _RidgePath, validation, *, scale: np.ndarray) -> tuple[float, dict]:
-        """The ridge of ``config.ridges`` whose closed loops on the validation trajectories diverge least often and
-        then err least (RMSE of each component over its training spread, averaged over the trajectories that stay
-        bounded); ties go to the larger ridge."""
+        """The ridge of ``config.ridges`` chosen on the validation trajectories' closed loops
+        (:func:`~physrnn.models.selection.choose_on_closed_loops`), every candidate rolled out in one batch."""
         cfg = self.config
         solutions = [path.solve(r) for r in cfg.ridges]
         kernel, intercept = np.stack([k for k, _ in solutions]), np.stack([b for _, b in solutions])
@@ -148,19 +147,8 @@ class NVAR(StepModel):
                              f"NVAR's {context} context steps")
         n_steps = total if not cfg.select_steps else min(total, context + cfg.select_steps)
         observed, _ = self._closed_loop(kernel, intercept, validation, context, n_steps, self.bound_)
-        spread = np.std(scale, axis=0)
-        spread = np.where(spread > 0, spread, 1.0)
-        error = (observed[:, :, context:] - validation.observed[None, :, context:n_steps]) / spread
-        with np.errstate(invalid="ignore"):
-            rmse = np.sqrt(np.mean(error**2, axis=(2, 3)))  # (n_ridges, n_traj), NaN where a loop diverged
-        diverged = np.isnan(rmse).sum(axis=1)
-        bounded = np.where(np.isnan(rmse), 0.0, rmse).sum(axis=1)
-        mean = np.divide(bounded, rmse.shape[1] - diverged, out=np.full(len(cfg.ridges), np.inf),
-                         where=diverged < rmse.shape[1])
-        order = sorted(range(len(cfg.ridges)), key=lambda i: (diverged[i], mean[i], -cfg.ridges[i]))
-        history = {"ridges": list(cfg.ridges), "val_diverged": diverged.astype(float).tolist(),
-                   "val_rmse": [float(m) if np.isfinite(m) else None for m in mean]}
-        return cfg.ridges[order[0]], history
+        return choose_on_closed_loops(observed, validation.observed, context, np.std(scale, axis=0), cfg.ridges,
+                                      "ridge")
 
     # -- the closed loop
     def _closed_loop(self, kernel: np.ndarray, intercept: np.ndarray, data, context: int, n_steps: int,

@@ -30,9 +30,9 @@ STUDY_FIELDS = {
 }
 #: Alternatives for string-valued settings (numbers and booleans are perturbed generically).
 STRINGS = {"schedule": "plateau", "target": "value", "precision": {"float32": "float64", "float64": "float32"},
-           "refine": {"lm": "lbfgs", "lbfgs": "lm"}}
+           "refine": {"lm": "lbfgs", "lbfgs": "lm"}, "library": {"declared": "polynomial", "polynomial": "declared"}}
 #: Alternatives for tuple-valued settings.
-TUPLES = {"angles": ("theta",), "ridges": (1e-6,)}
+TUPLES = {"angles": ("theta",), "ridges": (1e-6,), "thresholds": (1e-3,)}
 
 
 def _other(name, value):

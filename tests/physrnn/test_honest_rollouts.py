@@ -18,7 +18,8 @@ from simulators import EnsembleConfig, read_trajectories, simulate_to_file
 #: Small settings per kind, so that every registered kind is rolled out (a new kind needs an entry here).
 SMALL = {"simplernn": {"units": 4, "window": 3, "epochs": 1}, "gru": {"units": 4, "window": 3, "epochs": 1},
          "lstm": {"units": 4, "window": 3, "epochs": 1}, "esn": {"units": 30, "washout": 10},
-         "linear": {"window": 2}, "nvar": {"delay": 2, "skip": 2}, "persistence": {}, "euler": {}, "rk4": {}}
+         "linear": {"window": 2}, "nvar": {"delay": 2, "skip": 2},
+         "sindy": {"library": "polynomial", "degree": 2}, "persistence": {}, "euler": {}, "rk4": {}}
 
 
 def _poisoned(data: StepData, context: int, value: float = np.nan) -> StepData:
