@@ -18,6 +18,7 @@ from .duffing import Duffing, DuffingParams  # isort: skip
 from .kepler import Kepler, KeplerParams  # isort: skip
 from .vanderpol import VanDerPol, VanDerPolParams  # isort: skip
 from .lotka_volterra import LotkaVolterra, LotkaVolterraParams  # isort: skip
+from .lorenz import Lorenz63, Lorenz63Params  # isort: skip
 from .ensemble import EnsembleConfig, generate, simulate_to_file, system_from_params
 from .integrate import METHODS, LyapunovEstimate, euler_step, flow_jacobian, lyapunov_exponent, rk4_step, solve
 from .params import EnsembleParams, ParamSpec
@@ -27,7 +28,7 @@ from .trajectory_file import (SCHEMA, SCHEMA_VERSION, Trajectories, TrajectoryFi
 
 __all__ = [
     "METHODS", "SCHEMA", "SCHEMA_VERSION", "Duffing", "DuffingParams", "EigenFlow", "EigenParams", "EnsembleConfig", "EnsembleParams",
-    "FlowEigenpairs", "Kepler", "KeplerParams", "Library", "LyapunovEstimate", "LinearOscillator", "LotkaVolterra", "LotkaVolterraParams", "OscillatorParams", "ParamSpec", "Pendulum", "PendulumParams", "PhysicalSystem", "Trajectories", "VanDerPol", "VanDerPolParams",
+    "FlowEigenpairs", "Kepler", "KeplerParams", "Library", "Lorenz63", "Lorenz63Params", "LyapunovEstimate", "LinearOscillator", "LotkaVolterra", "LotkaVolterraParams", "OscillatorParams", "ParamSpec", "Pendulum", "PendulumParams", "PhysicalSystem", "Trajectories", "VanDerPol", "VanDerPolParams",
     "TrajectoryFileError", "convergence_time", "euler_step", "flow_eigenpairs", "flow_jacobian", "generate", "get_system", "lyapunov_exponent",
     "random_symmetric", "rayleigh_quotient", "read_trajectories", "register_system", "rk4_step",
     "simulate_to_file", "solve", "steady_state_response", "system_from_params", "system_names",
