@@ -35,18 +35,22 @@ class RunResult:
     rollout_file: str = ""
     #: :meth:`physrnn.diagnostics.Diagnostics.summary` of the model's step Jacobian, or why there is none
     diagnostics: Mapping[str, Any] = field(default_factory=dict)
+    #: For a model that identifies a vector field (SINDy): its equations against the true field's in its library
+    #: (:meth:`physrnn.models.SINDy.against_truth`); empty for the others
+    identified: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "kind": self.kind, "seed": self.seed, "settings": dict(self.settings),
                 "model_file": self.model_file, "rollout_file": self.rollout_file, "fit_seconds": self.fit_seconds,
-                "history": dict(self.history), "diagnostics": dict(self.diagnostics), **self.scores.to_dict()}
+                "history": dict(self.history), "diagnostics": dict(self.diagnostics),
+                "identified": dict(self.identified), **self.scores.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
         return cls(label=d["label"], kind=d["kind"], seed=d["seed"], settings=d["settings"],
                    scores=Scores.from_dict(d), fit_seconds=float(d["fit_seconds"]), history=d.get("history", {}),
                    model_file=d.get("model_file", ""), rollout_file=d.get("rollout_file", ""),
-                   diagnostics=d.get("diagnostics", {}))
+                   diagnostics=d.get("diagnostics", {}), identified=d.get("identified", {}))
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,9 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                                   fit_seconds=model.fit_seconds_, history=model.history_, model_file=str(model_path),
                                   rollout_file=str(roll_path),
                                   diagnostics=_diagnostics(model, test, rollout, study, long_data, exponents,
-                                                            name, note)))
+                                                            name, note),
+                                  identified=model.against_truth(test) if hasattr(model, "against_truth")
+                                  and _diagnosable(test) else {}))
     figures = collect_figures(FigureInputs(first_rollouts, test, tuple(test_tr.state_units)))
     truth = {"train": truth_facts(train_tr), "test": truth_facts(test_tr)}
     if first_rollouts and any("valid_lyapunov_times" in r.scores.per_trajectory for r in runs):

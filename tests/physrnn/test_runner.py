@@ -243,3 +243,22 @@ def test_every_rollout_setting_of_a_study_reaches_the_numbers_it_changes(tmp_pat
     assert (euler.scores.per_trajectory["valid_time"] < default).all()  # Euler's O(Δt) phase error
     split = load_model(runs["linear"].model_file).provenance_["split"]
     assert (len(split["train"]), len(split["validation"])) == (3, 3)
+
+
+def test_a_sindy_model_reports_its_equations_beside_the_true_field(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace('seeds = [0, 1]', 'seeds = [0]').replace('baselines = ["euler", "linear"]',
+                                                                          'baselines = []')
+                    .replace("[diagnostics]\nlong_steps = 300", "[diagnostics]\nenabled = false")
+                    .replace("[models.esn]\nunits = 20\nwashout = 10\n", "[models.sindy]\nthreshold = 1e-3\n")
+                    .replace("linear = {{ rmse = 1e-9 }}\neuler = {{ max_error = 1e-6 }}\n".replace("{{", "{")
+                             .replace("}}", "}"), ""))
+    result = pr.run_study(path, root=tmp_path / "out", log=lambda _: None)
+    identified = result.runs[0].identified
+    # ẍ = −x − 0.2 ẋ + 0.5 cos(1.3 t): the drive enters as 0.5 × its first phase feature, d0
+    assert identified["holds"] and identified["spurious"] == 0 and identified["missed"] == 0
+    assert identified["error"] < 1e-5
+    assert identified["truth"] == ["x' = 1 v", "v' = -1 x - 0.2 v + 0.5 d0"]
+    pr.write_report(result, tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Identified equations" in md and "v' = -1 x - 0.2 v + 0.5 d0" in md
