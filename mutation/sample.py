@@ -290,7 +290,8 @@ def _functions(tree: ast.Module):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make mutants", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sample", type=int, default=400, help="how many mutants to draw (default 400)")
+    parser.add_argument("--sample", type=int, help="how many mutants to draw (default 400; with --changed, all of "
+                                                   "the changed functions' unless given)")
     parser.add_argument("--seed", type=int, default=26, help="the sample's seed (default 26)")
     parser.add_argument("--changed", action="store_true", help="every mutant of the functions changed since --since")
     parser.add_argument("--since", help="the git ref for --changed (default origin/main, else the last tag)")
@@ -318,12 +319,19 @@ def main(argv: list[str] | None = None) -> int:
         if not names:
             print(f"no science function changed since {since}")
             return 0
-        print(f"{len(names)} functions changed since {since}; running all their mutants", flush=True)
-        codes = run(names, max_children=args.jobs)
-        picked = [n for n in codes if any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), n) for p in names)]
+        mine = [n for n in every if any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), n) for p in names)]
+        if args.sample is None:
+            print(f"{len(names)} functions changed since {since}; running all {len(mine)} of their mutants", flush=True)
+            codes = run(names, max_children=args.jobs)
+            picked = [n for n in codes if n in set(mine)]
+        else:
+            picked = sorted(random.Random(args.seed).sample(mine, min(args.sample, len(mine))))
+            print(f"{len(names)} functions changed since {since}; running a sample of {len(picked)} of their "
+                  f"{len(mine)} mutants (seed {args.seed})", flush=True)
+            codes = run(picked, max_children=args.jobs)
         gate = None
     else:
-        picked = sorted(random.Random(args.seed).sample(every, min(args.sample, len(every))))
+        picked = sorted(random.Random(args.seed).sample(every, min(args.sample or 400, len(every))))
         print(f"running a sample of {len(picked)} (seed {args.seed})", flush=True)
         codes = run(picked, max_children=args.jobs)
         gate = args.gate
