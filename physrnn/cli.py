@@ -244,7 +244,12 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
         name, sep, value = text.partition("=")
         if not sep or not name:
             raise ValueError(f"--set {text!r} is not NAME=VALUE (for example units=32)")
-        out[name.strip()] = _scalar(value)
+        value = value.strip()
+        if value.startswith("["):  # a list setting (angles, ridges): [theta] or ["theta"], [1e-8, 1e-6]
+            value = [_scalar(v.strip().strip("\"'")) for v in value.strip("[]").split(",") if v.strip()]
+            out[name.strip()] = value
+        else:
+            out[name.strip()] = _scalar(value)
     return out
 
 

@@ -417,3 +417,20 @@ def test_tensorflow_says_nothing_unless_asked(tmp_path, training_file):
     verbose = subprocess.run(train + ["--verbose"], capture_output=True, text=True, env=env)
     assert verbose.returncode == 0
     assert all(line.split("]")[-1] in verbose.stderr for line in bare.stderr.splitlines())
+
+
+def test_list_settings_are_given_in_brackets(tmp_path, capsys):
+    data = tmp_path / "p.h5"
+    assert main(["simulate", "--system", "pendulum", "--n-traj", "6", "--dt", "0.1", "--t-end", "10", "--seed", "1",
+                 "--out", str(data)]) == 0
+    out = tmp_path / "n.keras"
+    assert main(["train", "--data", str(data), "--model", "nvar", "--set", "angles=[theta]", "--set",
+                 "ridges=[1e-8, 1e-6]", "--out", str(out)]) == 0
+    from physrnn.models import load_model
+
+    model = load_model(out)
+    assert model.config.angles == ("theta",) and model.config.ridges == (1e-8, 1e-6)
+    assert model.history_["ridges"] == [1e-8, 1e-6]
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--model", "nvar", "--set", "angles=theta", "--out", str(out)]) == 2
+    assert 'angles must be a list of component names such as ["theta"], got \'theta\'' in capsys.readouterr().err
