@@ -53,7 +53,7 @@ class EnsembleConfig:
         the system's :meth:`~simulators.system.PhysicalSystem.auto_t_end`, rounded up to a whole step.
     seed : int
         Root of every random draw.
-    method : {"exact", "euler", "rk4", "reference"}
+    method : {"exact", "euler", "rk4", "reference", "rk23"}
     rtol, atol : float
         Tolerances of the reference integrator.
     params : EnsembleParams

@@ -26,7 +26,7 @@ from ._validation import check_bounds, check_time_grid
 __all__ = ["METHODS", "REFERENCE_ATOL", "REFERENCE_RTOL", "LyapunovEstimate", "System", "euler_step", "flow_jacobian",
            "lyapunov_exponent", "rk4_step", "solve"]
 
-METHODS = ("exact", "euler", "rk4", "reference")
+METHODS = ("exact", "euler", "rk4", "reference", "rk23")
 #: The reference integrator's default tolerances, met by every component of every trajectory (one pair for
 #: ``solve`` and for ensemble configs alike).
 REFERENCE_RTOL = 1e-12
@@ -69,11 +69,13 @@ def solve(
         States at ``time[0]``.
     time : ndarray of shape (n_steps,)
         Strictly increasing output times (need not be uniform).
-    method : {"exact", "euler", "rk4", "reference"}
+    method : {"exact", "euler", "rk4", "reference", "rk23"}
         ``"exact"``: the closed form. ``"euler"``: explicit Euler, the update the networks imitate.
         ``"rk4"``: classical fourth-order Runge–Kutta. ``"reference"``: adaptive DOP853 (SciPy; Radau where the
         system says it is stiff) with tolerances ``rtol``/``atol`` met by every component of every trajectory
-        (see Notes).
+        (see Notes). ``"rk23"``: SciPy's adaptive RK23 at its own default tolerances (rtol 1e-3, atol 1e-6),
+        one trajectory at a time, as papers that call ``solve_ivp(method="RK23")`` made their data (Gauthier et
+        al.'s Lorenz-63): a reproduction of such data, whose integration error is part of it, never a truth.
     substeps : int
         Fixed-step methods take this many equal steps per interval of ``time``.
     rtol, atol : float
@@ -115,6 +117,8 @@ def solve(
         return system.exact(s0, t)
     if method == "reference":
         return _reference(system, s0, t, rtol, atol)
+    if method == "rk23":
+        return _scipy_defaults(system, s0, t, "RK23")
     step = euler_step if method == "euler" else rk4_step
     return _fixed_step(system, s0, t, step, int(substeps))
 
@@ -159,6 +163,23 @@ def _reference(system: System, s0: np.ndarray, t: np.ndarray, rtol: float, atol:
     if not sol.success:
         raise RuntimeError(f"reference integration failed: {sol.message}")
     return sol.y.reshape(n_traj, n_state, t.size).transpose(0, 2, 1).copy()
+
+
+def _scipy_defaults(system: System, s0: np.ndarray, t: np.ndarray, method: str) -> np.ndarray:
+    """Each trajectory alone by SciPy's ``method`` at its default tolerances (solved together, the error control
+    would see every trajectory's error at once and take other steps)."""
+    out = np.empty((s0.shape[0], t.size, s0.shape[1]))
+    for i in range(s0.shape[0]):
+        one = system.take(slice(i, i + 1)) if system.n_traj > 1 else system
+
+        def f(tt: float, y: np.ndarray, one=one) -> np.ndarray:
+            return one.rhs(tt, y[None])[0]
+
+        sol = solve_ivp(f, (t[0], t[-1]), s0[i], method=method, t_eval=t)
+        if not sol.success:
+            raise RuntimeError(f"{method} integration failed on trajectory {i}: {sol.message}")
+        out[i] = sol.y.T
+    return out
 
 
 def flow_jacobian(system, state: ArrayLike, t0: float, dt: float, *, rtol: float = REFERENCE_RTOL,
