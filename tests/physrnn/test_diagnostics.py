@@ -440,3 +440,42 @@ def test_the_increments_summary_reads_each_number_off_its_own_points():
     assert s["field_gap_median"] == pytest.approx(np.linalg.norm([0.0, 1.0, 0.0] - np.array([0.2, 0.0, 0.0])) / 5)
     assert s["map"] == {"x": [0.0, 3.0, 6.0], "y": [1.0, 4.0, 7.0], "error": pytest.approx([0.1, 0.2, 0.5]),
                         "floor": pytest.approx([0.02, 0.04, 0.06])}
+
+
+def test_diagnose_refuses_data_without_a_system_and_names_a_bad_count(oscillator):
+    train, test = oscillator
+    model = pr.LinearMap().fit(train)
+    arrays = pr.StepData.from_arrays(test.observed, dt=test.dt)
+    with pytest.raises(ValueError, match=r"^diagnose needs data that carry their system \(from a trajectory file or "
+                                         r"a simulation\)$"):
+        pr.diagnose(model, arrays, **QUICK)
+    with pytest.raises(ValueError, match=r"^points must be a positive integer, got 0$"):
+        pr.diagnose(model, test, points=0, **QUICK)
+
+
+def test_the_exact_jacobian_broadcasts_one_parameter_set_over_the_trajectories():
+    # One parameter set for 3 trajectories of 40 steps: the system is repeated over the trajectories (not the steps).
+    from physrnn.diagnostics import exact_step_jacobian
+    from simulators import LinearOscillator
+
+    system = LinearOscillator(damping=0.3, natural_frequency=1.4)
+    time = np.arange(40) * 0.1
+    states = np.stack([np.stack([np.cos(time), np.sin(time)], -1)] * 3)
+    jac = exact_step_jacobian(system, states, time, np.array([2, 17]), 0.1)
+    m = np.array([[0.0, 1.0], [-1.96, -0.3]])
+    np.testing.assert_allclose(jac, np.broadcast_to(expm(m * 0.1), (3, 2, 2, 2)), atol=1e-12)
+
+
+def test_long_runs_from_a_single_start(oscillator):
+    _, test = oscillator
+    truth = long_truth(test, n_steps=5, starts=1)
+    assert truth.n_traj == 1 and truth.observed.shape[1] == 5
+
+
+def test_the_increments_map_of_a_one_component_state_reads_that_component_twice():
+    from physrnn.diagnostics import Increments
+
+    states = np.array([[[1.0], [2.0], [3.0]]])
+    one = np.ones((1, 3, 1))
+    s = Increments(steps=np.arange(3), states=states, learned=one, exact=one, field=one).summary()
+    assert s["map"]["x"] == s["map"]["y"] == [1.0, 2.0, 3.0]

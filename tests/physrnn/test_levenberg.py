@@ -261,3 +261,19 @@ def test_the_preconditioner_is_the_damped_diagonal_to_the_minus_three_quarters()
     # Martens' rule, at values where the power shows: (16 + 0)^(−¾) = 1/8, (0.5 + 0.5)^(−¾) = 1, (81 − 65)^(−¾).
     np.testing.assert_allclose(preconditioner(np.array([16.0, 0.5, 81.0]), np.array([0.0, 0.5, -65.0])),
                                [1 / 8, 1.0, 1 / 8], rtol=1e-15)
+
+
+def test_callbacks_get_each_iterations_losses_and_the_time_it_took(small_train, small_val):
+    import keras
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, dict(logs)))
+
+    build_model("simplernn", units=4, window=2, epochs=1, precision="float64", refine_steps=2,
+                cg_steps=3).fit(small_train, small_val, verbose=0, callbacks=[Record()])
+    refine = [logs for _, logs in seen if "seconds" in logs]
+    assert len(refine) == 2 and all(0 < logs["seconds"] < 600 and "val_loss" in logs for logs in refine)
+    assert refine[1]["seconds"] >= refine[0]["seconds"]  # time since the refinement began

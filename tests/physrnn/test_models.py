@@ -349,3 +349,62 @@ def test_fit_passes_its_verbosity_on(small_train, small_val, capsys):
     build_model("gru", units=4, window=2, epochs=2).fit(small_train, small_val, verbose=2)
     out = capsys.readouterr().out
     assert "Epoch 1/2" in out and "Epoch 2/2" in out
+
+
+def test_a_rollout_records_its_own_duration_and_integer_divergence_steps(small_train, held_out):
+    rollout = build_model("linear").fit(small_train).rollout(held_out)
+    assert 0 < rollout.seconds < 60 and rollout.diverged_at.dtype == np.int64
+
+
+def test_step_jacobian_takes_whole_number_steps_and_names_its_range(small_train):
+    model = build_model("linear", window=2).fit(small_train)
+    n = small_train.observed.shape[1]
+    np.testing.assert_array_equal(model.step_jacobian(small_train, [3.0]), model.step_jacobian(small_train, [3]))
+    with pytest.raises(ValueError, match=rf"^steps must lie in \[1, {n - 2}\] \(a full window behind and a step "
+                                         rf"ahead\), got 0 to 0$"):
+        model.step_jacobian(small_train, [0])
+
+
+def test_a_diverging_physics_baseline_stays_nan_after_its_divergence_and_warns_nothing():
+    import physrnn as pr
+
+    # Euler on a stiff-ish undamped oscillator at a coarse step grows by √(1 + ω²Δt²) a step: past the bound.
+    data = pr.StepData.from_trajectories(pr.simulate(system="oscillator", n_traj=2, dt=0.5, t_end=400.0, seed=1,
+                                                     natural_frequency=3.0))
+    rollout = build_model("euler").fit(data).rollout(data, bound=1e3)
+    assert rollout.diverged.all()
+    for i, at in enumerate(rollout.diverged_at):
+        assert np.isnan(rollout.observed[i, at:]).all() and np.isfinite(rollout.observed[i, :at]).all()
+    # With no bound the state overflows (1.8^1200 > 1e308): flagged at the first non-finite step, silently.
+    longer = pr.StepData.from_trajectories(pr.simulate(system="oscillator", n_traj=1, dt=0.5, t_end=1000.0, seed=1,
+                                                       natural_frequency=3.0))
+    unbounded = build_model("euler").fit(longer).rollout(longer, bound=np.inf)
+    assert unbounded.diverged[0] and 1000 < unbounded.diverged_at[0] < 2000
+
+
+def test_an_esn_may_have_no_bias_and_sindy_names_its_bad_select_steps():
+    assert build_model("esn", bias=0.0).config.bias == 0.0
+    with pytest.raises(ValueError, match=r"^select_steps must be an integer >= 0, got -1$"):
+        build_model("sindy", select_steps=-1)
+
+
+def test_a_recurrent_models_callbacks_see_every_epoch_and_its_loss(small_train, small_val):
+    import keras
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(sorted(logs))
+
+    model = build_model("gru", units=4, window=2, epochs=2, rollout_steps=2).fit(small_train, small_val, verbose=0,
+                                                                                callbacks=[Record()])
+    assert len(seen) == 2 and "loss" in seen[0] and "val_loss" in seen[0]
+    assert len(model.history_["loss"]) == 2
+
+
+def test_fit_names_the_argument_that_is_not_step_data(small_train):
+    with pytest.raises(TypeError, match=r"^validation must be a StepData, got str"):
+        build_model("linear").fit(small_train, "val.h5")
+    with pytest.raises(TypeError, match=r"^train must be a StepData, got ndarray"):
+        build_model("linear").fit(small_train.observed)

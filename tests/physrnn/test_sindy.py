@@ -186,3 +186,41 @@ def test_fitting_refuses_what_it_cannot_do(small_train):
     with pytest.raises(ValueError, match=r"^sindy identifies the vector field of the whole state; these data observe "
                                          r"x of x, v \(use observation = \"full\"\)$"):
         build_model("sindy", threshold=1e-3).fit(position)
+
+
+def test_select_steps_limits_the_validation_loop(monkeypatch):
+    from physrnn.models.sindy import SINDy
+
+    seen = []
+    original = SINDy._closed_loop
+
+    def spy(self, coefficients, data, context, n_steps, bound):
+        seen.append((context, n_steps))
+        return original(self, coefficients, data, context, n_steps, bound)
+
+    monkeypatch.setattr(SINDy, "_closed_loop", spy)
+    _fit("lotka-volterra", dict(alpha=1.1, beta=0.4, gamma=0.6, delta=0.1, x0={"uniform": [5.0, 15.0]},
+                               y0={"uniform": [2.0, 8.0]}), t_end=2.0, select_steps=40, thresholds=[1e-3])
+    assert seen == [(1, 41)]  # one true state, then 40 closed-loop steps
+
+
+def test_the_truths_cut_is_relative_to_its_largest_coefficient():
+    # Lorenz at σ = 9, ρ = 31, β = 2.2: a cut of 5 % of the largest true coefficient (31) keeps the four of
+    # magnitude 2.2 and more and drops the three of magnitude 1.
+    tr = pr.simulate(system="lorenz63", n_traj=3, dt=0.002, t_end=2.0, seed=3, method="reference", sigma=9.0,
+                     rho=31.0, beta=2.2)
+    data = pr.StepData.from_trajectories(tr)
+    model = build_model("sindy", threshold=0.05).fit(data)
+    assert model.against_truth(data)["truth"] == ["x' = -9 x + 9 y", "y' = 31 x - 1 y - 1 x z", "z' = -2.2 z + 1 x y"]
+    assert model.against_truth(data, tolerance=0.05)["truth"] == ["x' = -9 x + 9 y", "y' = 31 x", "z' = -2.2 z"]
+
+
+def test_keplers_declared_central_force_gives_mu_from_the_orbits():
+    # μ = 2.7: v̇ = −μ r/r³ through the declared x/r³ and y/r³; a cubic polynomial cannot hold it.
+    params = dict(gravitational_parameter=2.7, semi_major_axis=1.3, eccentricity={"uniform": [0.1, 0.5]},
+                  mean_anomaly={"uniform": [0.0, 6.0]})
+    model, data = _fit("kepler", params, dt=0.01, t_end=8.0, method="exact", threshold=1e-2)
+    found = _field(model)
+    assert found == pytest.approx({("x", "vx"): 1.0, ("y", "vy"): 1.0, ("vx", "x/r^3"): -2.7, ("vy", "y/r^3"): -2.7},
+                                  rel=1e-4)
+    assert model.against_truth(data)["holds"]

@@ -248,3 +248,41 @@ def test_a_system_without_known_inputs_gives_an_empty_feature_block():
     # drive = "none": (n_traj, n_steps, 0), so the model's inputs are the states alone.
     t = np.linspace(0.0, 1.0, 11)
     assert LinearOscillator(damping=np.zeros(3)).drive_features(t, "none").shape == (3, 11, 0)
+
+
+def test_duffing_period_inside_a_well_is_half_the_cycle_across_it():
+    # α = −1.3, β = 0.7: released at rest at x = 1.2, inside the right well (the barrier is at 0), the orbit
+    # returns after 2K/ω; at x = 2.0 it crosses both wells and takes 4K/ω. Both measured on the closed form.
+    system = Duffing(linear_stiffness=-1.3, cubic_stiffness=0.7)
+    starts = np.array([[1.2, 0.0], [2.0, 0.0]])
+    periods = system.period(starts)
+    t = np.linspace(0.0, 30.0, 300_001)
+    x = system.broadcast(2).exact(starts, t)[:, :, 0]
+    inside = upward_crossings(t, x[0] - x[0].mean())
+    across = upward_crossings(t, x[1])
+    assert periods[0] == pytest.approx(np.diff(inside).mean(), rel=1e-6)
+    assert periods[1] == pytest.approx(np.diff(across).mean(), rel=1e-6)
+
+
+def test_a_closed_form_refused_names_the_trajectory_that_has_a_drive():
+    system = Duffing(linear_stiffness=1.3, cubic_stiffness=0.7, drive_amplitude=[0.0, 0.0, 0.4],
+                     drive_frequency=1.1)
+    with pytest.raises(ValueError, match=r"trajectory 2 has drive_amplitude = 0\.4"):
+        system.exact([[1.0, 0.0]] * 3, [0.0, 1.0])
+    with pytest.raises(TypeError, match=r"^cubic_stiffness must be a real number or an array of real numbers, "
+                                        r"got 'stiff'$"):
+        Duffing(cubic_stiffness="stiff")
+
+
+def test_the_pendulums_period_at_rest_is_the_small_oscillation_one_without_warnings():
+    # At rest k² = 0 (the rotation branch divides by it, silently); θ' = 2ω0 from the bottom is the separatrix.
+    system = Pendulum(natural_frequency=1.5)
+    periods = system.period([[0.0, 0.0], [0.0, 3.0]])
+    assert periods[0] == pytest.approx(2 * np.pi / 1.5, rel=1e-12) and periods[1] == np.inf
+
+
+def test_a_system_without_a_closed_form_says_which_method_to_use():
+    from simulators import Lorenz63
+
+    with pytest.raises(ValueError, match=r'^the lorenz63 system has no closed form; use method = "reference"$'):
+        Lorenz63().exact([[1.0, 1.0, 1.0]], [0.0, 1.0])

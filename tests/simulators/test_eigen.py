@@ -192,3 +192,23 @@ def test_random_symmetric_takes_any_positive_integer_size():
 def test_convergence_time_refuses_a_tolerance_outside_zero_to_one(tol, match):
     with pytest.raises(ValueError, match=match):
         convergence_time(random_symmetric(3, seed=0), tol=tol)
+
+
+def test_a_one_by_one_matrix_converges_at_once_and_degenerate_auto_horizons_are_refused():
+    # One dimension: the Rayleigh quotient is λ from the start (no second eigenvalue to separate from).
+    assert convergence_time(np.array([[0.7]])) == 0.0
+    from simulators import EnsembleConfig, generate
+
+    config = EnsembleConfig.from_dict({"system": "eigen", "n_traj": 2, "dt": 0.1, "t_end": "auto", "seed": 1,
+                                       "params": {"size": 2, "matrix": [[1.0, 0.0], [0.0, 1.0]]}})
+    with pytest.raises(ValueError, match=r'^t_end = "auto" needs a gap between the top two eigenvalues; a matrix '
+                                         r"has a degenerate top eigenvalue, so give t_end or n_steps$"):
+        generate(config)
+
+
+@pytest.mark.parametrize("size", [0, -2, 2.0, True])
+def test_an_ensembles_size_is_a_positive_integer(size):
+    from simulators import EigenParams
+
+    with pytest.raises(ValueError, match=rf"^size must be a positive integer, got {size!r}$"):
+        EigenParams(size=size)

@@ -286,3 +286,38 @@ def test_a_non_finite_solution_names_its_trajectory_across_batches_and_tolerates
     with pytest.raises(ValueError, match=r"^the solution is not finite for trajectory 7 from t = 0\.3, with "
                                          r"gain = 3e\+300, x0 = \[4, 5\], terms = \[\]; these values overflow"):
         _check_finite(Part(), np.array([[0.0, 1.0], [4.0, 5.0], [0.0, 0.0]]), states, np.arange(5) / 10, start=6)
+
+
+def test_a_reference_ensemble_records_its_integrator_and_tolerances():
+    tr = generate(EnsembleConfig.from_dict({**BASE, "method": "reference", "rtol": 1e-9, "atol": 1e-11}))
+    assert (tr.attrs["truth"], tr.attrs["rtol"], tr.attrs["atol"]) == ("reference", 1e-9, 1e-11)
+    assert tr.attrs["integrator"] == "scipy DOP853"
+    rk4 = generate(EnsembleConfig.from_dict({**BASE, "method": "rk4"}))
+    assert rk4.attrs["truth"] == "numerical" and "integrator" not in rk4.attrs
+
+
+def test_a_foreign_file_where_a_shard_belongs_is_replaced(tmp_path):
+    import h5py
+
+    from simulators.ensemble import simulate_shard
+
+    config = EnsembleConfig.from_dict(BASE)
+    path = tmp_path / "shard.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = [1.0]  # no config, no shard: not this shard
+    simulate_shard(config, path, slice(0, 3))
+    from simulators import read_trajectories
+
+    np.testing.assert_array_equal(read_trajectories(path).states, generate(config).states[:3])
+
+
+def test_a_one_element_list_spec_is_named_as_the_parameter_itself():
+    # a drive of one term given as a list of one spec is named as the parameter, a term of two by its index
+    with pytest.raises(ValueError, match=r"^drive_frequency: unknown spec 'gauss'"):
+        EnsembleConfig.from_dict({**BASE, "params": {"drive_frequency": [{"gauss": [0, 1]}]}})
+    with pytest.raises(ValueError, match=r"^drive_frequency\[1\]: unknown spec 'gauss'"):
+        EnsembleConfig.from_dict({**BASE, "params": {"drive_frequency": [1.0, {"gauss": [0, 1]}]}})
+    with pytest.raises(ValueError, match=r"^unknown key in \[params\] of an oscillator ensemble: dampin"):
+        EnsembleConfig.from_dict({**BASE, "params": {"dampin": 0.1}})
+    with pytest.raises(ValueError, match=r"^unknown key in \[params\] of a pendulum ensemble: dampin"):
+        EnsembleConfig.from_dict({**BASE, "system": "pendulum", "params": {"dampin": 0.1}})

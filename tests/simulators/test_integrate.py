@@ -87,3 +87,15 @@ def test_reference_meets_tolerance_for_every_trajectory_in_a_large_ensemble():
 def test_bad_integrator_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         solve(DRIVEN, S0, [0.0, 1.0], **kwargs)
+
+
+def test_tolerances_intervals_and_time_grids_are_refused_in_one_line():
+    from simulators import LinearOscillator, lyapunov_exponent, solve
+
+    osc = LinearOscillator(damping=0.3)
+    with pytest.raises(ValueError, match=r"^atol = 0\.0 is out of range; it must be > 0$"):
+        solve(osc, [[1.0, 0.0]], [0.0, 1.0], method="reference", atol=0.0)
+    with pytest.raises(ValueError, match=r"^interval = 0\.0 is out of range; it must be > 0$"):
+        lyapunov_exponent(osc, [[1.0, 0.0]], duration=1.0, interval=0.0)
+    with pytest.raises(ValueError, match=r"^time must have at most 1 dimension\(s\), got shape \(2, 2\)"):
+        solve(osc, [[1.0, 0.0]], [[0.0, 1.0], [2.0, 3.0]])
