@@ -28,6 +28,10 @@ FIGURES = {"decay": "decay", "resonance": "resonance", "eigen": "eigenvalue", "p
            "kepler": "physics", "limit_cycle": "physics", "invariant_drift": "physics"}
 #: Learned models that may diverge in a shrunk study (the full study's report shows the same).
 DIVERGES = {"eigen": ("esn",), "eigen-min": ("esn",), "pendulum": ("esn",), "kepler": ("esn",)}
+#: The field's peers fitted without the system's structure (raw state, a degree-3 polynomial library) may fail on
+#: a nonlinear system, as issue 27 measured (NVAR diverges on Kepler and Van der Pol, polynomials cannot hold
+#: 1/r³); the peers given the declared library or features must not.
+GENERIC_PEERS = ("nvar", "sindy-poly")
 #: Explicit Euler gains energy every step of an undamped oscillation; with a cubic restoring force (Duffing) or
 #: 1/r² (Kepler) the gain runs away within the test horizon.
 EULER_DIVERGES = ("duffing", "kepler")
@@ -113,7 +117,9 @@ def test_small_version_of_each_study(path, tmp_path):
     # (the full studies judge them); there a learned model must stay finite.
     for model in study.models:
         if summary[model.label]["diverged"]:
-            assert model.label in DIVERGES.get(path.stem, ()), f"{model.label} diverged"
+            allowed = DIVERGES.get(path.stem, ()) + (GENERIC_PEERS if study.train.system not in ("oscillator", "eigen")
+                                                     else ())
+            assert model.label in allowed, f"{model.label} diverged"
             continue
         if linear:
             assert summary[model.label]["rmse_mean"][0] < summary["persistence"]["rmse_mean"][0], model.label
