@@ -102,10 +102,6 @@ class DrivenSystem(PhysicalSystem):
         force = np.sum(self.drive_amplitude * np.cos(self.drive_frequency * t + self.drive_phase), axis=-1)
         return force[0] if state.ndim == 1 else force
 
-    def per_trajectory(self, state: np.ndarray, *names: str) -> list[np.ndarray]:
-        """Parameters shaped to broadcast against ``state[..., 0]`` (a single state uses the first set)."""
-        return [getattr(self, n)[0] if state.ndim == 1 else getattr(self, n) for n in names]
-
     def drive_names(self) -> tuple[str, ...]:
         return ("force",)
 

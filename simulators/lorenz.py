@@ -70,12 +70,9 @@ class Lorenz63(PhysicalSystem):
         self.set_parameters(**{name: check_bounds(name, as_real_array(name, getattr(self, name), max_ndim=1),
                                                   low=0.0, strict=True) for name in _PARAMETERS})
 
-    def _params(self, state: np.ndarray):
-        return [getattr(self, n)[0] if state.ndim == 1 else getattr(self, n) for n in _PARAMETERS]
-
     def rhs(self, t: float, state: np.ndarray) -> np.ndarray:
         x, y, z = state[..., 0], state[..., 1], state[..., 2]
-        s, r, b = self._params(state)
+        s, r, b = self.per_trajectory(state, *_PARAMETERS)
         return np.stack([s * (y - x), x * (r - z) - y, x * y - b * z], axis=-1)
 
     def jacobian(self, t: float, state: np.ndarray) -> np.ndarray:

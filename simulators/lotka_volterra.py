@@ -73,12 +73,9 @@ class LotkaVolterra(PhysicalSystem):
         self.set_parameters(**{name: check_bounds(name, as_real_array(name, getattr(self, name), max_ndim=1),
                                                   low=0.0, strict=True) for name in _RATES})
 
-    def _rates(self, state: np.ndarray):
-        return [getattr(self, n)[0] if state.ndim == 1 else getattr(self, n) for n in _RATES]
-
     def rhs(self, t: float, state: np.ndarray) -> np.ndarray:
         x, y = state[..., 0], state[..., 1]
-        a, b, c, d = self._rates(state)
+        a, b, c, d = self.per_trajectory(state, *_RATES)
         return np.stack([x * (a - b * y), y * (d * x - c)], axis=-1)
 
     def jacobian(self, t: float, state: np.ndarray) -> np.ndarray:

@@ -193,6 +193,10 @@ class PhysicalSystem:
         """Known-input features a model is given at every step, ndarray of shape (n_traj, n_times, n_features)."""
         return np.zeros((self.n_traj, np.size(time), 0))
 
+    def per_trajectory(self, state: np.ndarray, *names: str) -> list[np.ndarray]:
+        """Parameters shaped to broadcast against ``state[..., 0]`` (a single state uses the first set)."""
+        return [getattr(self, n)[0] if state.ndim == 1 else getattr(self, n) for n in names]
+
     # ------------------------------------------------------------------ physics
     def invariants(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         """Conserved (or bookkept) quantities: name -> function of states (n_traj, ..., n_state) -> (n_traj, ...).

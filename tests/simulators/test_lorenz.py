@@ -19,6 +19,8 @@ def test_the_jacobian_is_the_derivative_of_the_field():
                         for e in np.eye(3)], axis=-1)
     np.testing.assert_allclose(system.jacobian(0.0, state)[0], numeric, atol=1e-7)
     np.testing.assert_allclose(system.rhs(0.0, state)[0], [9.0 * (-7.3), 3.1 * 5.5 + 4.2, 3.1 * -4.2 - 2.2 * 25.5])
+    # a single state (n_state,) gets the field of the first parameter set, shaped like the state
+    np.testing.assert_array_equal(system.rhs(0.0, state[0]), system.rhs(0.0, state)[0])
 
 
 def test_the_equilibria_are_zeros_of_the_field_where_they_exist():
