@@ -23,7 +23,7 @@ from itertools import combinations_with_replacement
 
 import numpy as np
 
-from simulators import get_system
+from simulators import get_system, system_names
 from simulators._validation import check_memory
 
 from .base import StepModel, diverging
@@ -47,7 +47,7 @@ class SINDy(StepModel):
     def _library(self, spec):
         """(degree, declared terms) for data of ``spec``."""
         cfg = self.config
-        system = get_system(spec.system) if spec.system in _systems() else None
+        system = get_system(spec.system) if spec.system in system_names() else None
         declared = system.library(tuple(spec.parameters)) if system is not None else None
         if cfg.library == "declared" and declared is None:
             raise ValueError(f"the {spec.system or 'given'} data's system declares no library; set library = "
@@ -257,12 +257,6 @@ class SINDy(StepModel):
         self.coefficients_ = arrays["coefficients"]
         self._setup(self.spec_, tuple(str(n) for n in arrays["state_names"]), arrays["known_columns"],
                     int(arrays["n_known"]))
-
-
-def _systems() -> tuple[str, ...]:
-    from simulators import system_names
-
-    return system_names()
 
 
 def _known_names(spec, n_known: int) -> list[str]:
