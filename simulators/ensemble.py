@@ -58,6 +58,13 @@ class EnsembleConfig:
         Tolerances of the reference integrator.
     params : EnsembleParams
         The system's own parameter specs (its ``Params`` class).
+    segments : dict, optional
+        ``{start = T0, spacing = S}``: the trajectories are segments of *one* orbit (the first draw of the
+        parameters and initial state), solved once from t = 0 and cut: trajectory j is the orbit on
+        [T0 + j S, T0 + j S + t_end], its own time starting at 0. Gauthier et al.'s Lorenz-63 protocol trains
+        and forecasts on consecutive stretches of one orbit (warm-up T0, trials S apart); an integrator with its
+        own error (``rk23``) then makes the segments as one call of it would. T0 and S are whole numbers of
+        ``dt``; autonomous systems only (a drive would need the absolute time).
     """
 
     system: str
@@ -70,6 +77,7 @@ class EnsembleConfig:
     rtol: float = REFERENCE_RTOL
     atol: float = REFERENCE_ATOL
     params: EnsembleParams = field(default=None)  # type: ignore[assignment]
+    segments: Mapping[str, float] | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EnsembleConfig:
@@ -113,6 +121,8 @@ class EnsembleConfig:
                 raise ValueError(f"{name} = {getattr(self, name)!r} must be > 0")
         if (self.n_steps is None) == (self.t_end is None):
             raise ValueError("give exactly one of n_steps and t_end")
+        if self.segments is not None:
+            self._check_segments()
         if self.n_steps is not None:
             if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, int) or self.n_steps < 1:
                 raise ValueError(f"n_steps must be an integer >= 1, got {self.n_steps!r}")
@@ -129,6 +139,27 @@ class EnsembleConfig:
                                  "adjust one or give n_steps")
         self._check_size()
 
+    def _check_segments(self) -> None:
+        seg = self.segments
+        if not isinstance(seg, Mapping) or set(seg) != {"start", "spacing"}:
+            raise ValueError(f"segments must be a table {{start = T0, spacing = S}} (times along the orbit), got {seg!r}")
+        for name, low in (("start", 0.0), ("spacing", self.dt)):
+            value = _finite(f"segments.{name}", seg[name])
+            steps = value / self.dt
+            if value < low or abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+                raise ValueError(f"segments.{name} = {value!r} must be a whole number of steps dt = {self.dt!r}, "
+                                 f"at least {low:g}")
+        if self.params.sample(1, self.seed)[0].is_driven:
+            raise ValueError(f"segments of one orbit need an autonomous system; the {self.system} system is driven "
+                             "(its drive depends on the absolute time): drop segments")
+        if self.t_end == "auto":
+            raise ValueError("segments need a fixed length: give t_end or n_steps, not \"auto\"")
+
+    def segment_offsets(self) -> np.ndarray:
+        """Where each trajectory starts on the orbit, in steps of ``dt`` (segments only), ndarray (n_traj,)."""
+        start, spacing = (round(self.segments[k] / self.dt) for k in ("start", "spacing"))
+        return start + spacing * np.arange(self.n_traj)
+
     def _check_size(self) -> None:
         """Refuse, before any work, an ensemble whose arrays cannot fit in memory: the time grid, one batch of at
         least one trajectory with the solver's work arrays (about five series of two components), and the
@@ -144,6 +175,8 @@ class EnsembleConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "params"}
         out = {k: v for k, v in out.items() if v is not None}
+        if self.segments is not None:
+            out["segments"] = {k: float(v) for k, v in self.segments.items()}
         out["params"] = self.params.to_config()
         return out
 
@@ -233,21 +266,49 @@ def _batches(config: EnsembleConfig, batch_size: int | None, block: slice | None
     block = block or slice(0, config.n_traj)
 
     certificate = _Certificate(config, time) if config.method == "reference" else None
+    if config.segments is not None:
+        system, x0, segments = _segments(config, system, x0, time)
 
     def solve_batches():
         cuts = [block.start, *range((block.start // batch_size + 1) * batch_size, block.stop, batch_size), block.stop]
         for start, stop in zip(cuts[:-1], cuts[1:]):
             index = slice(start, stop)
             part = system.take(index)
-            with np.errstate(all="ignore"):  # an overflow is reported below, naming the trajectory's parameters
-                states = solve(part, x0[index], time, method=config.method, rtol=config.rtol, atol=config.atol)
-            _check_finite(part, x0[index], states, time, start)
+            if config.segments is not None:
+                states = segments[index]
+            else:
+                with np.errstate(all="ignore"):  # an overflow is reported below, naming the trajectory's parameters
+                    states = solve(part, x0[index], time, method=config.method, rtol=config.rtol, atol=config.atol)
+                _check_finite(part, x0[index], states, time, start)
             if certificate is not None:
                 certificate.add(part, x0[index], states)
             drive = part.drive(time) if system.is_driven else None
             yield index, states, drive
 
     return system, x0, time, solve_batches(), certificate
+
+
+def _segments(config: EnsembleConfig, system: PhysicalSystem, x0: np.ndarray,
+              time: np.ndarray) -> tuple[PhysicalSystem, np.ndarray, np.ndarray]:
+    """The orbit from the first draw, solved once from t = 0 by the config's method and cut into its segments:
+    the system (the first parameter set, for every trajectory), each segment's first state, and the segments.
+
+    A reference truth is certified segment by segment (each against a looser solve from its own first state):
+    every segment is then a true orbit of its start to the bound, while the orbit as a whole, chaotic, is known
+    only for a few Lyapunov times."""
+    offsets = config.segment_offsets()
+    # A segment's length beyond the last: an adaptive integrator clips its final step to the end of the span, and
+    # a point read inside that step would depend on where the span ends. Past the margin, every point is read
+    # from unclipped steps, so two ensembles of the same orbit (training and test stretches) agree where they
+    # overlap, whatever their lengths.
+    full = config.dt * np.arange(offsets[-1] + 2 * max(time.size, 2))
+    one = system.take(slice(0, 1))
+    with np.errstate(all="ignore"):
+        orbit = solve(one, x0[:1], full, method=config.method, rtol=config.rtol, atol=config.atol)
+    _check_finite(one, x0[:1], orbit, full, 0)
+    segments = orbit[0][offsets[:, None] + np.arange(time.size)]
+    system = one.broadcast(config.n_traj)
+    return system, segments[:, 0].copy(), segments
 
 
 def _check_finite(part: PhysicalSystem, x0: np.ndarray, states: np.ndarray, time: np.ndarray, start: int) -> None:
@@ -385,6 +446,8 @@ def join_shards(config: EnsembleConfig, path, shards: list, blocks: list[slice])
     path = check_output_path(path)
     system, x0 = config.sample()
     time = config.time(system, x0)
+    if config.segments is not None:  # the initial states are the segments' first states
+        system, x0, _ = _segments(config, system.broadcast(config.n_traj), x0, time)
     params, attrs = _provenance(config, system.broadcast(config.n_traj), x0)
     sources = [(os.path.relpath(Path(s).resolve(), path.resolve().parent), b) for s, b in zip(shards, blocks)]
     with TrajectoryWriter(path, system=config.system, time=time, n_traj=config.n_traj,

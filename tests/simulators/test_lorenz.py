@@ -110,3 +110,64 @@ def test_rk23_data_are_scipys_defaults_one_trajectory_at_a_time_and_not_a_truth(
     tr = generate(EnsembleConfig.from_dict({"system": "lorenz63", "n_traj": 2, "dt": 0.025, "n_steps": 41,
                                             "seed": 1, "method": "rk23"}))
     assert tr.method == "rk23" and tr.attrs["truth"] == "numerical"
+
+
+PAPER_START = {"x0": 17.67715816276679, "y0": 12.931379185960404, "z0": 43.91404334248268}
+
+
+def _segments(method, start, n_steps, n_traj=3, spacing=2.0):
+    return generate(EnsembleConfig.from_dict({
+        "system": "lorenz63", "n_traj": n_traj, "dt": 0.025, "n_steps": n_steps, "seed": 3, "method": method,
+        "segments": {"start": start, "spacing": spacing}, "params": {**ODD, **PAPER_START}}))
+
+
+def test_segments_are_cuts_of_one_orbit_as_one_solve_makes_it():
+    # Gauthier et al.'s trials: one RK23 solve of the whole orbit, cut. Trajectory j is the orbit on
+    # [0.5 + 2j, 0.5 + 2j + 1]; the solve's own points are SciPy's, bit for bit (the orbit is solved a segment's
+    # length past the last segment, so no point is read from a step clipped to the end of the span).
+    from scipy.integrate import solve_ivp
+
+    system = Lorenz63(**ODD)
+    train = _segments("rk23", 0.5, 41)
+    t = 0.025 * np.arange(20 + 4 * 40 + 2 * 41)
+    start = np.array(list(PAPER_START.values()))
+    orbit = solve_ivp(lambda tt, y: system.rhs(tt, y[None])[0], (0.0, t[-1]), start, method="RK23", t_eval=t).y.T
+    for j in range(3):
+        np.testing.assert_array_equal(train.states[j], orbit[20 + 80 * j: 20 + 80 * j + 41])
+    np.testing.assert_array_equal(train.time, 0.025 * np.arange(41))
+    # each trajectory records its own first state as its initial state, and one parameter set
+    np.testing.assert_array_equal(np.stack([train.params[k] for k in PAPER_START], axis=-1), train.states[:, 0])
+    np.testing.assert_array_equal(train.params["rho"], [31.0] * 3)
+    # a second ensemble of the same orbit (the test stretches: from 0.25 before each training stretch ends)
+    # holds the same points where they overlap
+    test = _segments("rk23", 1.25, 30)
+    np.testing.assert_array_equal(test.states[:, :11], train.states[:, 30:])
+
+
+def test_a_reference_segment_is_certified_from_its_own_first_state():
+    # Each segment against a solve 100x looser from its own first state: over 1 time unit they agree to 1e-8
+    # (the whole orbit, 9 time units long, would part by more); and the segment is the reference from there.
+    tr = _segments("reference", 1.0, 41, spacing=4.0)
+    assert tr.attrs["certificate"]["certified"] and tr.attrs["certificate"]["certified_until"] == 1.0
+    again = solve(Lorenz63(**ODD), tr.states[:, 0], tr.time, method="reference")
+    np.testing.assert_allclose(again, tr.states, rtol=0, atol=1e-8 * np.abs(tr.states).max())
+
+
+@pytest.mark.parametrize("segments, match", [
+    ({"start": 0.51, "spacing": 2.0}, "segments.start = 0.51 must be a whole number of steps"),
+    ({"start": 0.5, "spacing": 0.0}, "segments.spacing = 0.0 must be a whole number of steps dt = 0.025, at least 0.025"),
+    ({"start": 0.5}, "segments must be a table"),
+])
+def test_segments_are_refused_off_the_grid(segments, match):
+    with pytest.raises(ValueError, match=match):
+        EnsembleConfig.from_dict({"system": "lorenz63", "n_traj": 2, "dt": 0.025, "n_steps": 5,
+                                  "segments": segments})
+
+
+def test_segments_of_a_driven_system_are_refused():
+    with pytest.raises(ValueError, match="the oscillator system is driven"):
+        EnsembleConfig.from_dict({"system": "oscillator", "n_traj": 2, "dt": 0.1, "n_steps": 5,
+                                  "params": {"drive_amplitude": 0.5}, "segments": {"start": 0.0, "spacing": 1.0}})
+    # undriven, the same system may be cut
+    EnsembleConfig.from_dict({"system": "oscillator", "n_traj": 2, "dt": 0.1, "n_steps": 5,
+                              "params": {"drive_amplitude": 0.0}, "segments": {"start": 0.0, "spacing": 1.0}})
