@@ -19,6 +19,11 @@ order (scikit-learn's is ``y_true, y_pred``) would change the value silently.
 ``valid_lyapunov_times`` the valid time in Lyapunov times, :math:`\lambda_1 t_{valid}`, where some trajectory may be
                        chaotic (a driven nonlinear system, full observation): λ1 of each true orbit from
                        :func:`attractor_exponent`; NaN where λ1 is not positive (no chaos to be measured by)
+``lyapunov_nrmse``     Gauthier et al.'s NRMSE over the first Lyapunov time of the closed loop, where the flow
+                       is autonomous and may be chaotic (Lorenz-63): :math:`\sqrt{\langle |\hat s - s|^2
+                       \rangle / \sum_c \sigma_c^2}`, the mean over the steps within :math:`1/\lambda_1` of the
+                       loop's start and over components, :math:`\sigma_c^2` each component's variance on the
+                       attractor (:func:`attractor_variance`)
 ``energy_error``       :math:`\max_t |E(\hat s) - E(s)| / \max_t E(s)` of the system's energy invariant, e.g.
                        the oscillator's :math:`E = v^2/2 + \omega_0^2 x^2/2` (full observation only)
 ``steady_state``       amplitude and phase of the component at frequency Ω, by least squares on a window
@@ -38,7 +43,7 @@ from simulators.eigen import rayleigh_quotient
 from simulators.integrate import LyapunovEstimate, lyapunov_exponent
 
 __all__ = ["LYAPUNOV_PERIODS", "METRICS", "DecayFit", "EigenErrors", "Metric", "SteadyState", "attractor_exponent",
-           "damping_from_decay", "eigen_errors",
+           "attractor_variance", "damping_from_decay", "eigen_errors",
            "invariant_error", "max_error", "nrmse", "register_metric", "rmse", "steady_state", "valid_time"]
 
 
@@ -314,6 +319,43 @@ def attractor_exponent(system, starts: np.ndarray, t0: float) -> LyapunovEstimat
     return _EXPONENTS[key]
 
 
+_VARIANCES: dict[bytes, np.ndarray] = {}
+
+
+def attractor_variance(system, starts: np.ndarray, t0: float) -> np.ndarray:
+    """The summed variance of the state's components along the true orbit from each of ``starts`` (n_traj,
+    n_state) at ``t0``, over :data:`LYAPUNOV_PERIODS` characteristic periods of the reference solution read 20
+    times a period (Gauthier et al. normalise by the variance of the whole solution), ndarray (n_traj,).
+    Computed once per process for the same system, starts and t0."""
+    from simulators.integrate import solve
+
+    starts = np.ascontiguousarray(starts, dtype=np.float64)
+    key = b"".join([type(system).__name__.encode(), starts.tobytes(), np.float64(t0).tobytes(),
+                    *(np.ascontiguousarray(getattr(system, p), np.float64).tobytes() for p in system.PARAMETERS)])
+    if key not in _VARIANCES:
+        period = float(np.max(system.characteristic_period()))
+        grid = t0 + period / 20 * np.arange(20 * LYAPUNOV_PERIODS + 1)
+        orbit = solve(system, starts, grid, method="reference")
+        _VARIANCES[key] = orbit.var(axis=1).sum(axis=-1)
+    return _VARIANCES[key]
+
+
+def _lyapunov_nrmse(*, true, pred, time, system, valid_fraction):
+    true, pred = np.asarray(true, float), np.asarray(pred, float)
+    exponent = attractor_exponent(system, true[:, 0], time[0]).exponent
+    variance = attractor_variance(system, true[:, 0], time[0])
+    dt = time[1] - time[0]
+    since = time - time[0] + dt  # the first scored step is one step after the loop closed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        horizon = np.where(exponent > 0, 1.0 / exponent, np.nan)
+        inside = since[None, :] <= horizon[:, None] * (1 + 1e-9)  # (n_traj, n_steps)
+        squared = ((pred - true) ** 2).mean(axis=-1)  # (n_traj, n_steps)
+        mean = np.where(inside, squared, 0.0).sum(axis=1) / inside.sum(axis=1)
+        # NaN where λ1 is not positive (no Lyapunov time) or a step inside it diverged
+        bad = ~(exponent > 0) | np.isnan(np.where(inside, squared, 0.0)).any(axis=1)
+        return np.where(bad, np.nan, np.sqrt(mean / variance))
+
+
 def _valid_lyapunov_times(*, true, pred, time, system, valid_fraction):
     exponent = attractor_exponent(system, true[:, 0], time[0]).exponent
     with np.errstate(invalid="ignore"):
@@ -342,6 +384,9 @@ register_metric(Metric("valid_periods", "valid periods", _valid_periods, better=
 register_metric(Metric("valid_lyapunov_times", "valid Lyapunov times", _valid_lyapunov_times, better="max",
                        aggregate="median",
                        applies=lambda system, observed: _full_state(system, observed) and system.may_be_chaotic()))
+register_metric(Metric("lyapunov_nrmse", "NRMSE over 1/λ1", _lyapunov_nrmse,
+                       applies=lambda system, observed: _full_state(system, observed) and system.may_be_chaotic()
+                       and not system.is_driven))
 register_metric(Metric("energy_error", "energy error", _energy,
                        applies=lambda system, observed: _full_state(system, observed)
                        and "energy" in system.invariants()))

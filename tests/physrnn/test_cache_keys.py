@@ -22,7 +22,7 @@ from .helpers import TINY_STUDY
 # and split), the rollout key. Fields that must not matter are scored afresh on every run, never cached.
 STUDY_FIELDS = {
     "train": "data", "test": "data", "features": "model", "validation_fraction": "model", "seeds": "model",
-    "models": "model", "context": "rollout",
+    "models": "model", "context": "rollout", "protocol": "model",
     # Not cached: evaluation, grouping, targets and labels are recomputed from the rollouts on every run.
     "name": None, "description": None, "baselines": None, "valid_fraction": None, "group_by": None,
     "steady_fraction": None, "targets": None, "source": None, "computable": None, "path": None,
@@ -72,6 +72,8 @@ def test_every_model_setting_changes_the_model_key(kind):
     assert model_key(kind, base_config, features, "data", 1, 0.2) != base  # the split seed
     assert model_key(kind, base_config, features, "data", 0, 0.3) != base  # the validation fraction
     assert model_key(kind, base_config, features, "other", 0, 0.2) != base  # the training data
+    trials = {model_key(kind, base_config, features, "data", 0, 0.2, trial=j) for j in (0, 1)}
+    assert len(trials | {base}) == 3  # a study of trials: each trial its own model
 
 
 def test_every_feature_field_changes_the_model_key():
@@ -101,7 +103,8 @@ def test_every_ensemble_field_changes_the_data_key():
     base = data_key(base_config)
     special = {"system": None,  # another system is another params table: covered per system below
                "n_steps": {"n_steps": 11, "t_end": None}, "t_end": {"t_end": 8.0}, "method": {"method": "rk4"},
-               "params": None}  # each parameter spec: below
+               "params": None,  # each parameter spec: below
+               "segments": {"segments": {"start": 0.5, "spacing": 1.0}}}
     for field in dataclasses.fields(EnsembleConfig):
         if field.name in special:
             change = special[field.name]

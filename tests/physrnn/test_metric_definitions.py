@@ -109,7 +109,25 @@ def _case_valid_lyapunov_times():
     return dict(case, system=Saddle(rate=a), expected=[3.0 * lam], rtol=1e-8)
 
 
-KNOWN = {"valid_lyapunov_times": _case_valid_lyapunov_times, "rmse": _case_rmse, "nrmse": _case_nrmse, "max_error": _case_max_error, "valid_time": _case_valid_time,
+def _case_lyapunov_nrmse():
+    # Gauthier et al.'s NRMSE over one Lyapunov time. λ1 = 0.4976 (above), so 1/λ1 = 2.01 covers the first two
+    # closed-loop steps (1 and 2 steps after the loop closed, on a grid of 1); the errors beyond it (10) do not
+    # count. Inside: (0.3, 0.4) and (0, 0.5), mean square over steps and components 0.5/4 = 0.125, divided by the
+    # summed variance V of the true orbit from the first state over LYAPUNOV_PERIODS periods (here x = e^{t/2},
+    # y = e^{−t} on [0, 10], read 20 times a period). Summing over components would give √2 times more; counting
+    # every step, 6.3 times; the truth's own spread over the five steps (V = 2 + 0) a different scale altogether.
+    a = 0.5
+    case = _case_valid_lyapunov_times()
+    true = _series([1, 2, 3, 4, 5], [1, 1, 1, 1, 1])
+    pred = true + np.stack([[0.3, 0.0, 10, 10, 10], [0.4, 0.5, 10, 10, 10]], axis=-1)[None]
+    t = 0.05 / 20 * np.arange(20 * LYAPUNOV_PERIODS + 1)
+    variance = np.exp(a * t).var() + np.exp(-t).var()
+    assert 2 < 3 / case["expected"][0] < 3  # the horizon 1/λ1 (the case above reads 3 λ1) lies between 2 steps and 3
+    return dict(pred=pred, true=true, time=T5, system=Saddle(rate=a), expected=[np.sqrt(0.125 / variance)],
+                rtol=1e-8)
+
+
+KNOWN = {"lyapunov_nrmse": _case_lyapunov_nrmse, "valid_lyapunov_times": _case_valid_lyapunov_times, "rmse": _case_rmse, "nrmse": _case_nrmse, "max_error": _case_max_error, "valid_time": _case_valid_time,
          "valid_periods": _case_valid_periods, "energy_error": _case_energy_error}
 
 
