@@ -290,6 +290,22 @@ def test_eulers_increment_is_the_vector_field_and_the_exact_increment_is_order_d
     assert floors[0] / floors[1] == pytest.approx(2.0, rel=0.05)
 
 
+def test_the_exact_increment_is_the_flow_not_the_next_state_of_data_an_integrator_made():
+    # Lorenz-63 made by SciPy's RK23 (Gauthier et al.'s data): its next state carries RK23's error, 1e-4 to 1e-2 of
+    # the increment; the exact increment is the reference flow over Δt from each state (1e-9).
+    from simulators import solve
+
+    data = pr.StepData.from_trajectories(pr.simulate(system="lorenz63", n_traj=2, dt=0.025, t_end=2.0, seed=3,
+                                                     method="rk23"))
+    steps = np.array([5, 30, 60])
+    inc = increments(pr.Euler().fit(data), data, steps)
+    flow = np.stack([solve(data.system, data.states[:, n], data.time[n] + [0, data.dt], method="reference",
+                           rtol=1e-13, atol=1e-13)[:, 1] for n in steps], axis=1)
+    np.testing.assert_allclose(inc.exact, (flow - data.states[:, steps]) / data.dt, rtol=0, atol=1e-9)
+    from_data = (data.states[:, steps + 1] - data.states[:, steps]) / data.dt
+    assert np.abs(from_data - inc.exact).max() > 1e-3
+
+
 # ---------------------------------------------------------------------------------------------- long runs
 def test_eulers_energy_grows_as_one_plus_omega_dt_squared_to_the_n_over_a_long_run():
     # Euler on x'' = −ω0²x multiplies E by (1 + ω0²Δt²) every step: after the N − 1 closed-loop steps of a run
