@@ -149,6 +149,12 @@ class StepData:
         return StepData(self.observed[index], self.known[index], self.time, self.dt, self.spec,
                         self.trajectories[index], system, self.states[index], self.state_names)
 
+    def steps(self, start: int, stop: int | None = None) -> StepData:
+        """The steps ``start:stop`` of every trajectory (their times as they were)."""
+        index = slice(start, stop)
+        return StepData(self.observed[:, index], self.known[:, index], self.time[index], self.dt, self.spec,
+                        self.trajectories, self.system, self.states[:, index], self.state_names)
+
     @classmethod
     def from_trajectories(cls, trajectories: Trajectories, *, observation: str = "full", drive: str | None = None,
                           parameters: Sequence[str] = ()) -> StepData:

@@ -25,7 +25,7 @@ from .diagnostics import diagnose, exact_exponents, long_truth, target_figures, 
 from .evaluation import evaluate, read_rollout, write_rollout
 from .figures import FigureInputs, collect_figures
 from .metrics import attractor_exponent
-from .models import load_model, model_class, model_config
+from .models import Rollout, load_model, model_class, model_config
 from .results import RunResult, StudyResult, TargetCheck
 from .study import (DataFile, ModelEntry, StudyConfig, baseline_settings, load_study, stage_key, study_from_dict,
                     target_metrics)
@@ -47,11 +47,12 @@ def data_key(ensemble: EnsembleConfig | DataFile) -> str:
 
 
 def model_key(kind: str, config: Any, features: FeatureSpec, train_key: str, split_seed: int,
-              validation_fraction: float) -> str:
+              validation_fraction: float, trial: int | None = None) -> str:
     """The cache key of a trained model: its kind and every field of its resolved config (so a changed default
-    retrains it), the features, the training data's key, the split (seed and validation fraction) and the code
-    that trains and rolls out models (:func:`physrnn.cache.code_fingerprint`)."""
-    return stage_key("train", kind, asdict(config), features.to_config(), train_key, split_seed, validation_fraction,
+    retrains it), the features, the training data's key, the split (seed and validation fraction; in a study of
+    trials, the trial) and the code that trains and rolls out models (:func:`physrnn.cache.code_fingerprint`)."""
+    split = (split_seed, validation_fraction) if trial is None else (split_seed, validation_fraction, {"trial": trial})
+    return stage_key("train", kind, asdict(config), features.to_config(), train_key, *split,
                      code_fingerprint("train", model_module(model_class(kind))))
 
 
@@ -127,31 +128,15 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
             if seed is not None and "seed" in {f.name for f in fields(config)}:
                 config, settings["seed"] = replace(config, seed=seed), seed
             split_seed = 0 if seed is None else seed
-            key = model_key(entry.kind, config, study.features, files["train"][0], split_seed,
-                            study.validation_fraction)
-            model_path = cache / "models" / f"{key}.keras"
             name = entry.label + ("" if seed is None else f" seed {seed}")
-            if usable(model_path, entry.kind, f"[train] {name}", note):
-                model = load_model(model_path)
-                note(f"[train] {name}: cached")
-            else:
-                fractions = (1 - study.validation_fraction, study.validation_fraction)
-                tr_idx, val_idx = split_by_trajectory(train_all.n_traj, fractions, seed=split_seed)
-                note(f"[train] {name}: {entry.kind} {settings}")
-                model = cls(config).fit(train_all.take(tr_idx), train_all.take(val_idx), verbose=fit_verbose)
-                model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed,
-                                     "split": {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}}
-                store(model_path, entry.kind, model.save)
-            roll_path = cache / "rollouts" / f"{rollout_key(key, files['test'][0], study.context)}.h5"
-            if usable(roll_path, f"rollout:{entry.kind}", f"[rollout] {name}", note):
-                rollout = read_rollout(roll_path)
-            else:
-                note(f"[rollout] {name}: {test_tr.n_traj} test trajectories")
-                rollout = model.rollout(test, context=study.context)
-                store(roll_path, f"rollout:{entry.kind}",
-                      lambda staging: write_rollout(rollout, test_tr, files["test"][1], np.arange(test_tr.n_traj),
-                                                    staging, kind=model.kind, state_names=test.state_names,
-                                                    model_file=model_path, selection="test"))
+            trials = range(test.n_traj) if study.protocol == "trials" and cls.learns else [None]
+            fitted = [_fit_and_roll(cls, entry, config, settings, study, files, train_all, test, test_tr, split_seed,
+                                    name if trial is None else f"{name} trial {trial}", trial, cache, fit_verbose,
+                                    note) for trial in trials]
+            model, model_path, roll_path, rollout = fitted[0]
+            if len(fitted) > 1:  # one model per trial, each forecasting its own test trajectory
+                rollout = _joined([f[3] for f in fitted])
+                model.fit_seconds_ = float(np.mean([f[0].fit_seconds_ for f in fitted]))
             first_rollouts.setdefault(entry.label, rollout)
             scores = evaluate(rollout, test, valid_fraction=study.valid_fraction, groups=groups,
                               steady_fraction=study.steady_fraction, model=entry.kind)
@@ -179,6 +164,60 @@ def run_study(study: StudyConfig | str | Path | Mapping[str, Any], *, root: str 
                        test_file=str(files["test"][1]),
                        software=software_versions(), seconds=time.perf_counter() - started, log=tuple(lines),
                        study_file=study.path)
+
+
+def _fit_and_roll(cls, entry, config, settings, study, files, train_all, test, test_tr, split_seed, name, trial,
+                  cache, fit_verbose, note):
+    """The model (trained, or read from the cache) and its rollout of the test trajectories, or, in a study of
+    trials, of trial ``trial``'s: (model, its file, the rollout's file, the rollout)."""
+    key = model_key(entry.kind, config, study.features, files["train"][0], split_seed, study.validation_fraction,
+                    trial)
+    model_path = cache / "models" / f"{key}.keras"
+    if usable(model_path, entry.kind, f"[train] {name}", note):
+        model = load_model(model_path)
+        note(f"[train] {name}: cached")
+    else:
+        model = cls(config)
+        if trial is None:
+            fractions = (1 - study.validation_fraction, study.validation_fraction)
+            tr_idx, val_idx = split_by_trajectory(train_all.n_traj, fractions, seed=split_seed)
+            train, validation = train_all.take(tr_idx), train_all.take(val_idx)
+            split = {"train": tr_idx.tolist(), "validation": val_idx.tolist(), "test": []}
+        else:  # its own trajectory; a model that validates holds back the trajectory's end
+            train = validation = train_all.take([trial])
+            cut = train.time.size
+            if model.uses_validation():
+                cut = train.time.size - max(2, round(study.validation_fraction * train.time.size))
+                train, validation = train.steps(0, cut), train.steps(cut)
+            else:
+                validation = None
+            split = {"train": [trial], "validation": [trial] if validation is not None else [], "test": [trial],
+                     "train_steps": cut}
+        note(f"[train] {name}: {entry.kind} {settings}")
+        model.fit(train, validation, verbose=fit_verbose)
+        model.provenance_ = {"data_file": str(files["train"][1]), "split_seed": split_seed, "split": split}
+        store(model_path, entry.kind, model.save)
+    index = np.arange(test_tr.n_traj) if trial is None else np.array([trial])
+    roll_path = cache / "rollouts" / f"{rollout_key(key, files['test'][0], study.context)}.h5"
+    if usable(roll_path, f"rollout:{entry.kind}", f"[rollout] {name}", note):
+        rollout = read_rollout(roll_path)
+    else:
+        note(f"[rollout] {name}: {index.size} test trajector{'y' if index.size == 1 else 'ies'}")
+        rollout = model.rollout(test.take(index), context=study.context)
+        store(roll_path, f"rollout:{entry.kind}",
+              lambda staging: write_rollout(rollout, test_tr, files["test"][1], index, staging, kind=model.kind,
+                                            state_names=test.state_names, model_file=model_path,
+                                            selection="test"))
+    return model, model_path, roll_path, rollout
+
+
+def _joined(rollouts: list[Rollout]) -> Rollout:
+    """The trials' rollouts (one trajectory each, the same times and context) as one."""
+    first = rollouts[0]
+    return Rollout(time=first.time, observed=np.concatenate([r.observed for r in rollouts]), context=first.context,
+                   diverged=np.concatenate([r.diverged for r in rollouts]),
+                   diverged_at=np.concatenate([r.diverged_at for r in rollouts]),
+                   bound=max(r.bound for r in rollouts), seconds=sum(r.seconds for r in rollouts))
 
 
 def _diagnosable(test) -> bool:

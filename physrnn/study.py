@@ -12,6 +12,8 @@ and the key, e.g. ``studies/driven.toml: [models.gru] unknown setting for a gru 
     description = "Drive across the resonance: learned steady state against the analytic curve."
     seeds = [0, 1, 2]
     baselines = ["persistence", "euler", "rk4", "linear"]
+    protocol = "ensemble"       # or "trials": each training trajectory trains its own model, which forecasts
+                                # the test trajectory of the same index (Gauthier et al.'s Lorenz-63 protocol)
 
     [features]
     observation = "full"        # or "position"
@@ -87,7 +89,11 @@ _SECTIONS = {"study": True, "features": True, "train": True, "test": True, "mode
              "diagnostics": False, "targets": False}
 #: The [diagnostics] settings and their defaults (each an integer, at least the bound beside it).
 DIAGNOSTIC_DEFAULTS = {"points": (8, 1), "increment_points": (16, 1), "long_steps": (100_000, 0), "long_starts": (3, 1)}
-_STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction")
+_STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction", "protocol")
+#: How models meet data: "ensemble", one model per seed trained on the training trajectories (a share of them held
+#: back to validate) and rolled out from every test start; "trials", one model per training trajectory, which
+#: forecasts the test trajectory of the same index (a model that validates holds back the end of its trajectory).
+PROTOCOLS = ("ensemble", "trials")
 _ROLLOUT_KEYS = ("context", "valid_fraction", "group_by", "steady_fraction")
 #: The baselines a study may list (and lists by default): the physics at the same step and the linear map.
 BASELINES = ("persistence", "euler", "rk4", "linear")
@@ -174,6 +180,8 @@ class StudyConfig:
     path: str = ""
     #: The [diagnostics] settings (every key of DIAGNOSTIC_DEFAULTS).
     diagnostics: Mapping[str, int] | None = None
+    #: One of PROTOCOLS.
+    protocol: str = "ensemble"
 
     def diagnostic_settings(self) -> dict[str, Any]:
         return ({"enabled": True} | {k: default for k, (default, _) in DIAGNOSTIC_DEFAULTS.items()}
@@ -183,7 +191,8 @@ class StudyConfig:
         """The resolved config (as a report records it)."""
         return {
             "study": {"name": self.name, "description": self.description, "seeds": list(self.seeds),
-                      "baselines": list(self.baselines), "validation_fraction": self.validation_fraction},
+                      "baselines": list(self.baselines), "validation_fraction": self.validation_fraction,
+                      **({"protocol": self.protocol} if self.protocol != "ensemble" else {})},
             "features": {k: v for k, v in self.features.to_config().items() if k != "system"},  # from [train]
             "train": self.train.to_dict(),
             "test": self.test.to_dict(),
@@ -288,7 +297,15 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
     if isinstance(vfrac, bool) or not isinstance(vfrac, (int, float)) or not 0 < vfrac < 1:
         raise _fail(where, f"[study] validation_fraction must be a number in (0, 1), got {vfrac!r}")
 
+    protocol = study.get("protocol", "ensemble")
+    if protocol not in PROTOCOLS:
+        raise _fail(where, f"[study] protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
     ensembles = {section: _ensemble(raw, section, where, Path(base_dir)) for section in ("train", "test")}
+    if protocol == "trials" and ensembles["train"].n_traj != ensembles["test"].n_traj:
+        raise _fail(where, f"[study] protocol = \"trials\" pairs training and test trajectories by index, but [train] "
+                           f"has {ensembles['train'].n_traj} and [test] {ensembles['test'].n_traj}; give both the same "
+                           "n_traj")
     if ensembles["train"].system != ensembles["test"].system:
         raise _fail(where, f"[test] system {ensembles['test'].system!r} differs from [train] system "
                            f"{ensembles['train'].system!r}")
@@ -401,7 +418,7 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
                        test=ensembles["test"], models=tuple(models), context=context,
                        valid_fraction=float(valid_fraction), source=dict(raw), group_by=group_by,
                        steady_fraction=float(steady), targets=tuple(targets), computable=computable,
-                       diagnostics=diagnostics)
+                       diagnostics=diagnostics, protocol=protocol)
 
 
 def load_study(path: str | Path) -> StudyConfig:

@@ -113,6 +113,11 @@ class StepModel(ABC):
         return cls.config_class(**settings)
 
     # -- what a subclass provides
+    def uses_validation(self) -> bool:
+        """Whether fitting reads the validation data (early stopping, a setting chosen on it). A study of trials
+        (each model trained on one trajectory) holds back the end of that trajectory only from models that do."""
+        return False
+
     @property
     def min_context(self) -> int:
         """The fewest true states a rollout needs before it runs closed-loop (the config's ``min_context``)."""

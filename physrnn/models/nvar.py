@@ -106,6 +106,9 @@ class NVAR(StepModel):
         return np.stack(rows, axis=-2)
 
     # -- fitting
+    def uses_validation(self) -> bool:
+        return self.config.ridge < 0  # the ridge chosen on the validation closed loops
+
     def _fit(self, train, validation, **options):
         cfg = self.config
         self._angle_columns = angle_columns(cfg.angles, train.state_names)

@@ -195,6 +195,9 @@ class RecurrentStepModel(NetworkModel):
             out = IncrementFromValue(n_obs, dt, dtype=dtype, name="increment")([out, inp])
         return keras.Model(inp, out, name=f"{cfg.cell}_step_model")
 
+    def uses_validation(self) -> bool:
+        return True  # early stopping, and the second-order trainer's stall and kept weights
+
     def _fit(self, train, validation, *, verbose, checkpoint_dir, callbacks):
         with seeded(self.config.seed):
             self._train(train, validation, verbose=verbose, checkpoint_dir=checkpoint_dir, callbacks=callbacks)

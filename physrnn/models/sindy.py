@@ -109,6 +109,9 @@ class SINDy(StepModel):
         self.feature_names_ = ("1", *(_monomial_name(variables, np.array(p)) for p in products))
 
     # -- fitting
+    def uses_validation(self) -> bool:
+        return self.config.threshold < 0  # the threshold chosen on the validation closed loops
+
     def _fit(self, train, validation, **options):
         import pysindy as ps
 

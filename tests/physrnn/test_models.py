@@ -4,6 +4,7 @@ save/load, determinism, divergence flags and input checks."""
 import numpy as np
 import pytest
 
+import physrnn as pr
 from physrnn.data import FeatureSpec
 from physrnn.models import build_model, load_model, ridge_readout
 
@@ -408,3 +409,13 @@ def test_fit_names_the_argument_that_is_not_step_data(small_train):
         build_model("linear").fit(small_train, "val.h5")
     with pytest.raises(TypeError, match=r"^train must be a StepData, got ndarray"):
         build_model("linear").fit(small_train.observed)
+
+
+def test_a_model_says_whether_it_reads_validation_data():
+    # A study of trials holds back the end of a trial's stretch only from a model that reads it: the networks
+    # (early stopping, the second-order trainer's stall), an NVAR or SINDy choosing its regularisation on it.
+    assert pr.GRU().uses_validation() and pr.SimpleRNN().uses_validation()
+    assert pr.NVAR(ridge=-1.0).uses_validation() and not pr.NVAR(ridge=2.5e-6).uses_validation()
+    assert pr.SINDy(threshold=-1.0).uses_validation() and not pr.SINDy(threshold=1e-3).uses_validation()
+    assert not pr.ESN().uses_validation() and not pr.LinearMap().uses_validation()
+    assert not pr.RK4().uses_validation()

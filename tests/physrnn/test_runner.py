@@ -8,7 +8,7 @@ import pytest
 import physrnn as pr
 from physrnn.cli import main
 from physrnn.diagnostics import exact_exponents
-from physrnn.study import study_from_dict
+from physrnn.study import StudyConfigError, study_from_dict
 
 ENSEMBLE = {"system": "oscillator", "n_traj": 6, "dt": 0.05, "t_end": 4.0, "seed": 1,
             "params": {"damping": 0.2, "drive_amplitude": 0.5, "drive_frequency": 1.3}}
@@ -262,3 +262,45 @@ def test_a_sindy_model_reports_its_equations_beside_the_true_field(tmp_path):
     pr.write_report(result, tmp_path / "report")
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Identified equations" in md and "v' = -1 x - 0.2 v + 0.5 d0" in md
+
+
+def _trials_study(n_test=3, **models):
+    orbit = {"system": "lorenz63", "method": "rk23", "dt": 0.025, "seed": 0,
+             "params": {"x0": 17.67715816276679, "y0": 12.931379185960404, "z0": 43.91404334248268}}
+    return {"study": {"name": "trials", "seeds": [0], "protocol": "trials", "baselines": ["rk4"],
+                      "validation_fraction": 0.25},
+            "features": {"observation": "full"},
+            "train": {**orbit, "n_traj": 3, "t_end": 4.0, "segments": {"start": 5.0, "spacing": 4.0}},
+            "test": {**orbit, "n_traj": n_test, "n_steps": 30, "segments": {"start": 8.9, "spacing": 4.0}},
+            "models": models, "rollout": {"context": 5}, "diagnostics": {"enabled": False}}
+
+
+def test_a_study_of_trials_trains_one_model_per_trajectory_and_forecasts_its_own(tmp_path):
+    # Gauthier et al.'s protocol: trial j's model learns from training stretch j alone and forecasts test
+    # stretch j (which starts 5 states before stretch j ends). A model with a fixed ridge uses the whole stretch;
+    # one that chooses its ridge holds back the stretch's last quarter (validation_fraction) to choose it on.
+    result = pr.run_study(_trials_study(**{"fixed": {"kind": "nvar", "delay": 2, "ridge": 2.5e-6},
+                                           "chosen": {"kind": "nvar", "delay": 2}}),
+                          root=tmp_path, log=lambda _: None)
+    train = pr.StepData.from_trajectories(pr.read_trajectories(result.train_file))
+    test = pr.StepData.from_trajectories(pr.read_trajectories(result.test_file))
+    np.testing.assert_array_equal(test.observed[:, :5], train.observed[:, -5:])  # the context ends each stretch
+    fixed, chosen = (next(r for r in result.runs if r.label == label) for label in ("fixed", "chosen"))
+    for j in range(3):  # scored as if each stretch had been fitted and forecast alone
+        alone = pr.NVAR(delay=2, ridge=2.5e-6).fit(train.take([j]))
+        forecast = alone.rollout(test.take([j]), context=5).observed[0, 5:]
+        rmse = np.sqrt(np.mean((forecast - test.observed[j, 5:]) ** 2, axis=0))
+        np.testing.assert_allclose(fixed.scores.per_trajectory["rmse"][j], rmse, rtol=1e-10)
+    assert fixed.scores.n_traj == 3 and "lyapunov_nrmse" in fixed.scores.per_trajectory
+    held = pr.load_model(chosen.model_file).provenance_["split"]
+    assert held == {"train": [0], "validation": [0], "test": [0], "train_steps": 161 - 40}
+    assert pr.load_model(fixed.model_file).provenance_["split"]["train_steps"] == 161
+    # the baseline learns nothing: one run, as in any study
+    assert [r.label for r in result.runs].count("rk4") == 1
+
+
+def test_a_study_of_trials_pairs_trajectories_by_index():
+    with pytest.raises(StudyConfigError, match=r"\[train\] has 3 and \[test\] 2; give both the same n_traj"):
+        study_from_dict(_trials_study(n_test=2, nvar={"delay": 2}))
+    with pytest.raises(StudyConfigError, match="protocol must be one of ensemble, trials, got 'trial'"):
+        study_from_dict({**_trials_study(nvar={"delay": 2}), "study": {"name": "x", "protocol": "trial"}})
