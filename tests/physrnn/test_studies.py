@@ -21,13 +21,16 @@ STUDIES = sorted(Path(__file__).resolve().parents[2].joinpath("studies").glob("*
 PHYSICS = {"course": "decay", "partial": "resonance", "damped": "decay", "driven": "resonance", "demo": "resonance",
            "generalisation": "resonance", "eigen": "eigen", "eigen-min": "eigen", "pendulum": "period",
            "duffing": "period", "kepler": "kepler", "vanderpol": "limit_cycle", "lotka-volterra": "invariant_drift",
-           "duffing-chaos": None}
-#: Studies on a chaotic attractor: judged by valid time in Lyapunov times, not by an analysis of the orbit.
-CHAOTIC = ("duffing-chaos",)
+           "duffing-chaos": None, "lorenz": None, "lorenz-certified": None}
+#: Studies on a chaotic attractor, judged by valid time in Lyapunov times, not by an analysis of the orbit; the
+#: range Benettin's estimate of λ1 must fall in (Duffing: 0.07-0.13 over 16 orbits; Lorenz-63: 0.906).
+CHAOTIC = {"duffing-chaos": (0.05, 0.2), "lorenz": (0.8, 1.0), "lorenz-certified": (0.8, 1.0)}
 FIGURES = {"decay": "decay", "resonance": "resonance", "eigen": "eigenvalue", "period": "backbone",
            "kepler": "physics", "limit_cycle": "physics", "invariant_drift": "physics"}
 #: Learned models that may diverge in a shrunk study (the full study's report shows the same).
-DIVERGES = {"eigen": ("esn",), "eigen-min": ("esn",), "pendulum": ("esn",), "kepler": ("esn",)}
+#: On Lorenz-63 solved to 1e-12 the paper's fixed NVAR ridge, tuned on RK23 data, diverges from every start.
+DIVERGES = {"eigen": ("esn",), "eigen-min": ("esn",), "pendulum": ("esn",), "kepler": ("esn",),
+            "lorenz-certified": ("nvar-paper",)}
 #: The field's peers fitted without the system's structure (raw state, a degree-3 polynomial library) may fail on
 #: a nonlinear system, as issue 27 measured (NVAR diverges on Kepler and Van der Pol, polynomials cannot hold
 #: 1/r³); the peers given the declared library or features must not.
@@ -41,7 +44,8 @@ def shrink(raw: dict) -> dict:
     """The same study, small enough for the default test run."""
     raw = json.loads(json.dumps(raw))  # a deep copy
     raw["study"]["seeds"] = raw["study"].get("seeds", [0, 1, 2])[:2]
-    for part, n in (("train", 8), ("test", 6)):
+    trials = raw["study"].get("protocol") == "trials"  # one model per training trajectory: fewer, and paired
+    for part, n in (("train", 4 if trials else 8), ("test", 4 if trials else 6)):
         ens = raw[part]
         ens["n_traj"] = min(ens["n_traj"], n)
         if part == "train" and isinstance(ens.get("t_end"), float):
@@ -83,7 +87,8 @@ def test_small_version_of_each_study(path, tmp_path):
     # Every study's table has the four baselines beside its models (physics baselines once, learners per seed).
     for baseline in ("persistence", "euler", "rk4", "linear"):
         assert baseline in summary, baseline
-    assert summary["euler"]["n_seeds"] == 1 and all(summary[m.label]["n_seeds"] == 2 for m in study.models)
+    assert summary["euler"]["n_seeds"] == 1
+    assert all(summary[m.label]["n_seeds"] == len(study.seeds) for m in study.models)
     rk4, euler, persistence = summary["rk4"], summary["euler"], summary["persistence"]
     # RK4 at the study's Δt (≤ 0.1) has a local error O(Δt⁵) ≲ 1e-5 per step: orders below Euler and persistence.
     linear = study.train.system in ("oscillator", "eigen")
@@ -95,8 +100,17 @@ def test_small_version_of_each_study(path, tmp_path):
         # the valid-time threshold: it stays valid over most of the 10 in the horizon (λ1 ± 15 % each); Euler's
         # O(Δt²) local error loses the orbit within one.
         lam = np.asarray(result.truth["test"]["lyapunov_exponent"])
-        assert (lam > 0.05).all() and (lam < 0.2).all(), lam  # Benettin's estimate: 0.07-0.13 over 16 orbits
-        assert rk4["valid_lyapunov_times_median_mean"] > 5 > 1 > euler["valid_lyapunov_times_median_mean"]
+        low, high = CHAOTIC[path.stem]
+        assert (lam > low).all() and (lam < high).all(), lam
+        if path.stem == "lorenz":
+            # Data made by SciPy's RK23 at its default tolerances carry its error: RK4 on the true equations
+            # parts from them by NRMSE 1e-2 over the first Lyapunov time (measured), where on the certified
+            # orbit it keeps to 4e-4 and to 5 Lyapunov times.
+            assert rk4["lyapunov_nrmse_mean"] > 3e-3
+        elif path.stem == "lorenz-certified":
+            assert rk4["lyapunov_nrmse_mean"] < 1e-3 and summary["nvar-paper"]["diverged"]
+        else:
+            assert rk4["valid_lyapunov_times_median_mean"] > 5 > 1 > euler["valid_lyapunov_times_median_mean"]
     else:
         assert rk4["rmse_mean"][0] < 1e-3 * euler["rmse_mean"][0]
     if linear:  # (on the conservative nonlinear systems Euler's energy gain can leave it behind persistence)
@@ -131,8 +145,10 @@ def test_small_version_of_each_study(path, tmp_path):
     diag = next(r for r in result.runs if r.label == "rk4").diagnostics
     if study.features.observation == "full":
         assert diag["increments"]["error_median"] < 1e-2 * diag["increments"]["floor_median"]
+        # (Lorenz-63's origin has the stable rate −22.8: z = 0.57 at Δt = 0.025, z⁴/120 = 9e-4, measured 1.4e-3.)
+        fast = 3e-3 if study.train.system == "lorenz63" else 1e-3
         for label, eq in diag.get("equilibria", {}).items():
-            assert eq["rate_rel_error_max"] < 1e-3, label
+            assert eq["rate_rel_error_max"] < fast, label
         assert diag["long_horizon"]["behaviour_right"] == diag["long_horizon"]["starts"]
         assert (out / "figures" / "increments.png").is_file()
     else:  # the report says why there is nothing to read, rather than leaving the section out
