@@ -6,7 +6,7 @@ uniform in [−1, 1]², t ∈ [0, 40], closed form (seed 1); early stopping watc
 by the RMSE of x against the closed form. Inputs: (x, v, cos Ωt, sin Ωt), or (x, cos Ωt, sin Ωt) for the
 position-only part.
 
-    python benchmarks/bench_learning.py [--only full,esn,nvar,throughput,position] [--epochs-scale 1.0]
+    python benchmarks/bench_learning.py [--only full,esn,nvar,loops,throughput,position] [--epochs-scale 1.0]
 
 Prints each figure beside its baseline from the same run (explicit Euler for accuracy, a per-step Python
 loop for rollout throughput, Adam + L-BFGS for the Levenberg–Marquardt trainer's speed, reservoirpy for the
@@ -305,6 +305,36 @@ def nvar_against_reservoirpy(train, test) -> dict:
             "features": int(ours.kernel_.shape[0]), "ridge": NVAR["ridge"]}
 
 
+def peer_loops(train, n_traj: int = 3, n_steps: int = 100_001) -> list[dict]:
+    """The NVAR's and SINDy's long closed loops (the diagnostics' 10⁵ steps from 3 starts), compiled against the
+    same loop in NumPy: seconds (the median of 3, after one untimed call that compiles) and the largest
+    difference between the two rollouts."""
+    from physrnn.models import nvar, sindy
+
+    cfg = {**TRAIN, "n_traj": n_traj, "n_steps": n_steps, "seed": 3}
+    cfg.pop("t_end")
+    data = build_step_data(generate(EnsembleConfig.from_dict(cfg)), train.spec)
+    rows = []
+    for module, model in ((nvar, build_model("nvar", **NVAR).fit(train)),
+                          (sindy, build_model("sindy", threshold=1e-3).fit(train))):
+        def timed(model=model):
+            start = time.perf_counter()
+            return model.rollout(data), time.perf_counter() - start
+
+        default = module.COMPILED_STEPS
+        model.rollout(data.take(np.arange(1)), n_steps=default + 2)  # import TensorFlow and compile, untimed
+        compiled, compiled_seconds = median_time(timed, repeats=3)
+        module.COMPILED_STEPS = 10**12
+        try:
+            numpy_loop, numpy_seconds = median_time(timed, repeats=3)
+        finally:
+            module.COMPILED_STEPS = default
+        gap = float(np.nanmax(np.abs(compiled.observed - numpy_loop.observed)))
+        rows.append({"model": model.kind, "steps": n_steps, "n_traj": n_traj, "compiled_seconds": compiled_seconds,
+                     "numpy_seconds": numpy_seconds, "max_difference": gap})
+    return rows
+
+
 def throughput(model, n_traj: int = 1000, n_steps: int = 2000) -> dict:
     """Batched closed-loop rollout against a per-step Python loop calling the same network on one trajectory."""
     import tensorflow as tf
@@ -335,7 +365,7 @@ def throughput(model, n_traj: int = 1000, n_steps: int = 2000) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="full,esn,nvar,throughput,position")
+    parser.add_argument("--only", default="full,esn,nvar,loops,throughput,position")
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="scale every model's epochs (quick runs)")
     parser.add_argument("--json", type=Path, default=Path("bench-results/learning.json"))
     args = parser.parse_args(argv)
@@ -381,6 +411,13 @@ def main(argv=None) -> int:
               f"features; target: one-step predictions equal to 1e-10 of the increments' scale): largest gap "
               f"{n['one_step_max_gap']:.1e} -> {'met' if n['one_step_max_gap'] <= 1e-10 else 'MISSED'}; fit "
               f"{n['fit_seconds']:.3f} s vs {n['reservoirpy_fit_seconds']:.3f} s (median of {REPEATS})")
+    if "loops" in parts:
+        train, _, _ = datasets("full")
+        results["loops"] = peer_loops(train)
+        print("\nLong closed loops of the peers (3 trajectories x 100 001 steps), compiled (XLA) against NumPy:")
+        for r in results["loops"]:
+            print(f"  {r['model']:6s} compiled {r['compiled_seconds']:.2f} s, NumPy {r['numpy_seconds']:.2f} s "
+                  f"({r['numpy_seconds'] / r['compiled_seconds']:.0f}x); largest difference {r['max_difference']:.1e}")
     if "throughput" in parts:
         gru = next(r["model_object"] for r in full_rows if r["model"] == "gru (adam+lm)")
         t = throughput(gru)

@@ -138,7 +138,7 @@ class Kepler(PhysicalSystem):
     def library_terms(cls):
         """x/r³ and y/r³: the central force's components."""
         def component(i):
-            return lambda s: s[..., i] / np.hypot(s[..., 0], s[..., 1]) ** 3
+            return lambda s, xp=np: s[..., i] / xp.hypot(s[..., 0], s[..., 1]) ** 3
         return {"x/r^3": component(0), "y/r^3": component(1)}
 
     def __post_init__(self) -> None:

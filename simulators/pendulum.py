@@ -104,7 +104,7 @@ class Pendulum(DrivenSystem):
     @classmethod
     def library_terms(cls):
         """sin θ and cos θ: the restoring torque and the energy's potential, which no polynomial in θ holds."""
-        return {"sin(theta)": lambda s: np.sin(s[..., 0]), "cos(theta)": lambda s: np.cos(s[..., 0])}
+        return {"sin(theta)": lambda s, xp=np: xp.sin(s[..., 0]), "cos(theta)": lambda s, xp=np: xp.cos(s[..., 0])}
 
     def __post_init__(self) -> None:
         eta = check_bounds("damping", as_real_array("damping", self.damping, max_ndim=1), low=0.0)

@@ -49,7 +49,8 @@ class Library:
     """The candidate terms that hold a system's vector field, for a sparse regression (``physrnn``'s SINDy):
     every monomial up to ``degree`` in the state, the known inputs a model is given (drive features and
     parameters) and ``terms``, named functions of the state (..., n_state) -> (...) that no polynomial holds
-    (an angle's sine, a central force's x/r³)."""
+    (an angle's sine, a central force's x/r³). A term that takes the array namespace as ``xp`` (NumPy by
+    default: ``lambda s, xp=np: xp.sin(s[..., 0])``) also runs inside a compiled loop."""
 
     degree: int
     terms: Mapping[str, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)

@@ -12,7 +12,10 @@ The ridge is chosen, unless given, on the closed-loop error of the validation tr
 rollout runs in one batched loop. A one-step residual cannot choose it: on Lorenz-63 the ridge with the least
 validation residual diverges in closed loop.
 
-NumPy only: fitted in well under a second on the studies' data, saved and loaded without TensorFlow.
+Fitted in NumPy in well under a second on the studies' data, saved and loaded without TensorFlow. A closed
+loop of :data:`COMPILED_STEPS` steps or more (the diagnostics' long runs) runs in the compiled XLA loop of the
+network kinds (:func:`~physrnn.models.rollout.windowed_rollout`, about a second to compile); shorter ones, such
+as the ridge's validation loops over every candidate at once, in NumPy.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from .base import StepModel, diverging
 from .configs import NVARConfig
 from .selection import choose_on_closed_loops, validation_needed
 
-__all__ = ["NVAR", "monomial_indices"]
+__all__ = ["COMPILED_STEPS", "NVAR", "monomial_indices"]
+
+#: Closed loops of at least this many steps run compiled (XLA), shorter ones in NumPy.
+COMPILED_STEPS = 2000
 
 
 def monomial_indices(n: int, order: int) -> np.ndarray:
@@ -182,9 +188,37 @@ class NVAR(StepModel):
         return observed, diverged_at
 
     def _rollout(self, data, context, n_steps, bound):
+        if n_steps - context >= COMPILED_STEPS:
+            from .rollout import windowed_rollout
+
+            return windowed_rollout(self._compiled_step(data.observed.shape[-1] + data.known.shape[-1]), data,
+                                    self.min_context, context, n_steps, self.dt_, bound, "float64")
         observed, diverged_at = self._closed_loop(self.kernel_[None], self.intercept_[None], data, context, n_steps,
                                                   bound)
         return observed[0], diverged_at[0]
+
+    def _compiled_step(self, n_in: int):
+        """g of a window of raw inputs (batch, span, n_in), in TensorFlow: the same features as :meth:`_inputs`
+        and :meth:`_features` (taps newest first, each angle as its cosine and sine appended, the monomials)."""
+        import tensorflow as tf
+
+        kernel, intercept = tf.constant(self.kernel_), tf.constant(self.intercept_)
+        taps = tf.constant(self.min_context - 1 - self._lags)
+        angles = list(self._angle_columns)
+        keep = [c for c in range(n_in) if c not in angles]
+        monomials = tf.constant(self._monomials) if self.config.order > 1 else None
+
+        def step(window, training=False):  # called as a Keras network is
+            x = tf.gather(window, taps, axis=1)  # (batch, delay, n_in)
+            if angles:
+                a = tf.gather(x, angles, axis=-1)
+                x = tf.concat([tf.gather(x, keep, axis=-1), tf.cos(a), tf.sin(a)], axis=-1)
+            lin = tf.reshape(x, [tf.shape(x)[0], -1])
+            if monomials is not None:
+                lin = tf.concat([lin, tf.reduce_prod(tf.gather(lin, monomials, axis=1), axis=-1)], axis=-1)
+            return tf.matmul(lin, kernel) + intercept
+
+        return step
 
     def _step_jacobian(self, data, steps):
         span, n_obs = self.min_context, data.n_obs

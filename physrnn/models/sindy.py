@@ -13,11 +13,14 @@ the whole state that PySINDy's custom libraries would pair with every input colu
 The rollout integrates the identified field by classical RK4 at the data's Δt (``substeps`` steps per Δt), the
 known inputs between samples from a cubic spline through them (parameters are constant; a drive's features are
 smooth). Unless given, the threshold is chosen on the closed-loop error of the validation trajectories, every
-candidate rolled out in one batch.
+candidate rolled out in one batch, in NumPy. A rollout of :data:`COMPILED_STEPS` steps or more (the diagnostics'
+long runs) runs as one compiled XLA loop, the same field written once for either array namespace; a declared term
+that does not take ``xp`` keeps it in NumPy.
 """
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from itertools import combinations_with_replacement
 
@@ -31,7 +34,10 @@ from .configs import SINDyConfig
 from .nvar import monomial_indices
 from .selection import choose_on_closed_loops, validation_needed
 
-__all__ = ["SINDy"]
+__all__ = ["COMPILED_STEPS", "SINDy"]
+
+#: Rollouts of at least this many steps run compiled (XLA), shorter ones in NumPy.
+COMPILED_STEPS = 2000
 
 
 class SINDy(StepModel):
@@ -58,25 +64,24 @@ class SINDy(StepModel):
         terms = dict(declared.terms) if cfg.library == "declared" else {}
         return degree, terms
 
-    def _variables(self, state: np.ndarray, known: np.ndarray) -> np.ndarray:
+    def _variables(self, state, known, xp=np):
         """z = (state, parameters, declared terms of the state, drive features), (..., n_z): the known inputs
-        kept (:meth:`_setup`), parameters before the drive's features."""
-        known = known[..., self.known_columns_]
-        known = np.broadcast_to(known, state.shape[:-1] + known.shape[-1:])
-        terms = [f(state)[..., None] for f in self._terms.values()]
-        return np.concatenate([state, known[..., self._n_drive:], *terms, known[..., :self._n_drive]], axis=-1)
+        kept (:meth:`_setup`), parameters before the drive's features. ``xp``: the array namespace (NumPy, or
+        TensorFlow's inside the compiled loop)."""
+        known = xp.take(known, self.known_columns_, axis=-1)
+        known = xp.broadcast_to(known, tuple(state.shape[:-1]) + tuple(known.shape[-1:]))
+        terms = [(f(state, xp=xp) if xp is not np else f(state))[..., None] for f in self._terms.values()]
+        return xp.concatenate([state, known[..., self._n_drive:], *terms, known[..., :self._n_drive]], axis=-1)
 
-    def _features(self, z: np.ndarray) -> np.ndarray:
+    def _features(self, z, xp=np):
         """The constant, then every product of :meth:`_setup`'s list, (..., n_features)."""
-        out = np.empty(z.shape[:-1] + (self._n_features,))
-        out[..., 0] = 1.0
-        for positions, index in self._groups:
-            out[..., positions] = np.prod(z[..., index], axis=-1)
-        return out
+        products = [xp.prod(xp.take(z, index, axis=-1), axis=-1) for _, index in self._groups]
+        grouped = xp.concatenate([xp.ones_like(z[..., :1]), *products], axis=-1)  # the constant, then by group
+        return xp.take(grouped, self._order, axis=-1)
 
-    def _field(self, state: np.ndarray, known: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    def _field(self, state, known, coefficients, xp=np):
         """The identified ṡ for states (C, n, n_state) under coefficients (C, n_features, n_state)."""
-        return np.einsum("cnf,cfo->cno", self._features(self._variables(state, known)), coefficients)
+        return xp.einsum("cnf,cfo->cno", self._features(self._variables(state, known, xp), xp), coefficients)
 
     def _setup(self, spec, state_names: tuple[str, ...], known_columns: np.ndarray, n_known: int) -> None:
         """The library for data of ``spec``: the monomials up to the degree of the state, the parameters given and
@@ -104,6 +109,8 @@ class SINDy(StepModel):
         self._groups = [(np.array([i for i, p in enumerate(products) if len(p) == n]) + 1,
                          np.array([p for p in products if len(p) == n], dtype=np.int64))
                         for n in sorted({len(p) for p in products})]
+        # where each feature lies in the constant-then-groups order _features builds
+        self._order = np.argsort(np.concatenate([[0], *(positions for positions, _ in self._groups)]))
         self._n_features = 1 + len(products)
         variables = [*main, *drive]
         self.feature_names_ = ("1", *(_monomial_name(variables, np.array(p)) for p in products))
@@ -186,8 +193,63 @@ class SINDy(StepModel):
         return observed, diverged_at
 
     def _rollout(self, data, context, n_steps, bound):
+        if n_steps - context >= COMPILED_STEPS and self._compilable():
+            return self._compiled_loop(data, context, n_steps, bound)
         observed, diverged_at = self._closed_loop(self.coefficients_[None], data, context, n_steps, bound)
         return observed[0], diverged_at[0]
+
+    def _compilable(self) -> bool:
+        """Whether every declared term takes ``xp`` (the array namespace), so that the field compiles."""
+        return all("xp" in inspect.signature(f).parameters for f in self._terms.values())
+
+    def _compiled_loop(self, data, context, n_steps, bound):
+        """The NumPy loop's RK4 as one XLA-compiled loop: the known inputs at every stage of every step are read
+        from their spline beforehand."""
+        import tensorflow as tf
+        import tensorflow.experimental.numpy as tnp
+
+        from .rollout import absolute_step
+
+        m, n_new = self.config.substeps, n_steps - context
+        h = data.dt / m
+        known = _KnownInputs(data.time, data.known)
+        if known.empty:  # constant: one value a trajectory, read at every step
+            stages = np.broadcast_to(known.value[:, None, None, None], (data.n_traj, 1, m, 3, data.n_known))
+        else:  # (n, n_new, m, 3, n_known) at t, t + h/2, t + h of every substep
+            t = data.time[context - 1:n_steps - 1, None, None] + h * np.arange(m)[:, None] + [0.0, h / 2, h]
+            stages = known(t.ravel()).reshape((data.n_traj,) + t.shape + (data.n_known,))
+        coefficients = tf.constant(self.coefficients_[None])
+
+        def field(state, u):
+            return self._field(state[None], u[None], coefficients, xp=tnp)[0]
+
+        @tf.function(jit_compile=True)
+        def loop(state, stages, h, bound):
+            outputs = tf.TensorArray(state.dtype, size=n_new)
+            diverged_at = tf.fill([tf.shape(state)[0]], tf.constant(-1, tf.int64))
+            alive = tf.ones([tf.shape(state)[0]], tf.bool)
+            for i in tf.range(n_new):
+                at = stages[:, tf.minimum(i, tf.shape(stages)[1] - 1)]  # (n, m, 3, n_known); constant: one row
+                for j in range(m):
+                    k1 = field(state, at[:, j, 0])
+                    k2 = field(state + h / 2 * k1, at[:, j, 1])
+                    k3 = field(state + h / 2 * k2, at[:, j, 1])
+                    k4 = field(state + h * k3, at[:, j, 2])
+                    state = state + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+                bad = alive & diverging(tnp, state, bound)
+                diverged_at = tf.where(bad, tf.cast(i, tf.int64), diverged_at)
+                alive = alive & ~bad
+                state = tf.where(alive[:, None], state, tf.zeros_like(state))  # keep the loop finite for the others
+                outputs = outputs.write(i, tf.where(alive[:, None], state, tf.constant(np.nan, state.dtype)))
+            return tf.transpose(outputs.stack(), [1, 0, 2]), diverged_at
+
+        predicted, diverged_at = loop(tf.constant(data.observed[:, context - 1], tf.float64),
+                                      tf.constant(stages, tf.float64), tf.constant(h, tf.float64),
+                                      tf.constant(bound, tf.float64))
+        out = np.full((data.n_traj, n_steps, data.n_obs), np.nan)
+        out[:, :context] = data.observed[:, :context]
+        out[:, context:] = predicted.numpy()
+        return out, absolute_step(diverged_at.numpy(), context)
 
     def _step_jacobian(self, data, steps):
         """∂(one RK4 step)/∂s by central differences of the step itself (h = 1e-6 of each component's size):

@@ -126,6 +126,29 @@ def test_the_step_jacobian_is_the_derivative_of_its_own_step():
                 np.testing.assert_allclose(jac[:, i, position, :, c], (step[0] - step[1]) / (2 * h), atol=1e-7)
 
 
+def test_a_long_closed_loop_runs_compiled_and_agrees_with_numpy(monkeypatch):
+    # The driven pendulum above (angles, a drive and a parameter as known inputs, taps two apart, order 3): the
+    # compiled loop (from COMPILED_STEPS steps on) and the NumPy loop give the same rollout to rounding, and a
+    # trajectory that leaves the bound is flagged at the same step by both.
+    from physrnn.models import nvar
+
+    tr = pr.simulate(system="pendulum", n_traj=4, dt=0.05, t_end=12.0, seed=3, damping=0.3,
+                     natural_frequency={"uniform": [1.0, 1.5]}, drive_amplitude=0.4, drive_frequency=1.1,
+                     method="reference")
+    data = pr.StepData.from_trajectories(tr, parameters=["natural_frequency"])
+    model = build_model("nvar", delay=3, skip=2, order=3, ridge=1e-6, angles=["theta"]).fit(data)
+    monkeypatch.setattr(nvar, "COMPILED_STEPS", 100)
+    bound = float(np.median(np.abs(data.observed).max(axis=(1, 2))))  # some trajectories pass it, some do not
+    compiled = model.rollout(data, context=6, bound=bound)
+    assert compiled.diverged.any() and not compiled.diverged.all()
+    numpy_loop, at = model._closed_loop(model.kernel_[None], model.intercept_[None], data, 6, data.time.size, bound)
+    np.testing.assert_allclose(compiled.observed, numpy_loop[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(compiled.diverged_at, at[0])
+    monkeypatch.setattr(nvar, "COMPILED_STEPS", 10**9)
+    np.testing.assert_allclose(model.rollout(data, context=6, bound=bound).observed, compiled.observed, rtol=1e-12,
+                               atol=1e-12)
+
+
 def _with(data, observed):
     return pr.StepData(observed, data.known, data.time, data.dt, data.spec, data.trajectories, data.system,
                        observed, data.state_names)

@@ -226,3 +226,40 @@ def test_keplers_declared_central_force_gives_mu_from_the_orbits():
     assert found == pytest.approx({("x", "vx"): 1.0, ("y", "vy"): 1.0, ("vx", "x/r^3"): -2.7, ("vy", "y/r^3"): -2.7},
                                   rel=1e-4)
     assert model.against_truth(data)["holds"]
+
+
+@pytest.mark.parametrize("case", ["driven pendulum", "kepler"])
+def test_a_long_rollout_runs_compiled_and_agrees_with_numpy(case, monkeypatch):
+    # The field written once for NumPy and for the compiled loop: a driven pendulum (declared sin θ and cos θ, the
+    # drive's features and ω0 as known inputs read from their spline at every RK4 stage, 2 substeps) and Kepler
+    # (x/r³, no known input). Both loops give the same rollout to rounding and flag the same divergences.
+    from physrnn.models import sindy
+
+    if case == "kepler":
+        tr = pr.simulate(system="kepler", n_traj=3, dt=0.05, t_end=20.0, seed=4, eccentricity={"uniform": [0.1, 0.5]})
+        data, settings = pr.StepData.from_trajectories(tr), {"threshold": 1e-3}
+    else:
+        tr = pr.simulate(system="pendulum", n_traj=4, dt=0.05, t_end=12.0, seed=3, damping=0.3, method="reference",
+                         natural_frequency={"uniform": [1.0, 1.5]}, drive_amplitude=0.4, drive_frequency=1.1)
+        data, settings = pr.StepData.from_trajectories(tr, parameters=["natural_frequency"]), {"threshold": 1e-2}
+    model = build_model("sindy", library="declared", substeps=2, **settings).fit(data)
+    assert model._compilable()
+    bound = float(np.median(np.abs(data.observed).max(axis=(1, 2))))  # some trajectories pass it, some do not
+    monkeypatch.setattr(sindy, "COMPILED_STEPS", 100)
+    compiled = model.rollout(data, context=3, bound=bound)
+    assert compiled.diverged.any() and not compiled.diverged.all()
+    numpy_loop, at = model._closed_loop(model.coefficients_[None], data, 3, data.time.size, bound)
+    np.testing.assert_allclose(compiled.observed, numpy_loop[0], rtol=1e-11, atol=1e-11)
+    np.testing.assert_array_equal(compiled.diverged_at, at[0])
+
+
+def test_a_declared_term_without_xp_keeps_the_rollout_in_numpy(monkeypatch):
+    from physrnn.models import sindy
+
+    data = pr.StepData.from_trajectories(pr.simulate(system="pendulum", n_traj=3, dt=0.1, t_end=10.0, seed=2))
+    model = build_model("sindy", library="declared", threshold=1e-3).fit(data)
+    model._terms = {**model._terms, "sin(theta)": lambda s: np.sin(s[..., 0])}  # a plug-in's NumPy-only term
+    assert not model._compilable()
+    monkeypatch.setattr(sindy, "COMPILED_STEPS", 10)
+    monkeypatch.setattr(sindy.SINDy, "_compiled_loop", lambda *a: pytest.fail("compiled a NumPy-only term"))
+    assert np.isfinite(model.rollout(data).observed).all()
