@@ -54,7 +54,7 @@ class _RidgePath:
         self.y_mean = y.mean(axis=0) if constant else np.zeros(y.shape[1])
         u, self.s, self.vt = np.linalg.svd(x - self.x_mean, full_matrices=False)
         self.projected = u.T @ (y - self.y_mean)
-        self.cutoff = self.s[0] * max(x.shape) * np.finfo(np.float64).eps if self.s.size else 0.0
+        self.cutoff = self.s[0] * max(x.shape) * np.finfo(np.float64).eps  # (fit refuses data with no rows)
 
     def solve(self, ridge: float) -> tuple[np.ndarray, np.ndarray]:
         keep = self.s > self.cutoff

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from physrnn.data import FeatureSpec, Scaler, build_step_data, split_by_parameter, split_by_trajectory
+from physrnn.data import FeatureSpec, Scaler, StepData, build_step_data, split_by_parameter, split_by_trajectory
 from simulators import EnsembleConfig, generate
 
 
@@ -118,3 +118,17 @@ def test_from_trajectories_passes_every_setting_on(driven):
     np.testing.assert_array_equal(data.known[..., 1], np.broadcast_to(driven.params["damping"][:, None], (4, 31)))
     np.testing.assert_array_equal(data.known[..., 2],
                                   np.broadcast_to(driven.params["drive_frequency"][:, :1], (4, 31)))
+
+
+def test_steps_cut_every_series_in_time_and_keep_the_rest(driven):
+    # A trials study splits a trajectory in time: the cut keeps the names, spec, system and trajectories.
+    data = StepData.from_trajectories(driven)
+    part = data.steps(3, 9)
+    np.testing.assert_array_equal(part.observed, data.observed[:, 3:9])
+    np.testing.assert_array_equal(part.known, data.known[:, 3:9])
+    np.testing.assert_array_equal(part.states, data.states[:, 3:9])
+    np.testing.assert_array_equal(part.time, data.time[3:9])
+    assert part.state_names == data.state_names == ("x", "v") and part.spec == data.spec
+    assert part.system is data.system and part.dt == data.dt
+    np.testing.assert_array_equal(part.trajectories, data.trajectories)
+    assert data.steps(5).time.size == data.time.size - 5

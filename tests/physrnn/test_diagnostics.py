@@ -304,6 +304,9 @@ def test_the_exact_increment_is_the_flow_not_the_next_state_of_data_an_integrato
     np.testing.assert_allclose(inc.exact, (flow - data.states[:, steps]) / data.dt, rtol=0, atol=1e-9)
     from_data = (data.states[:, steps + 1] - data.states[:, steps]) / data.dt
     assert np.abs(from_data - inc.exact).max() > 1e-3
+    # Euler's learned increment is the field itself, in the units of a rate (not times Δt²), at these steps
+    np.testing.assert_allclose(inc.learned, inc.field, rtol=1e-12)
+    np.testing.assert_array_equal(inc.steps, steps)
 
 
 # ---------------------------------------------------------------------------------------------- long runs

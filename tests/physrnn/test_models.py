@@ -281,8 +281,18 @@ def test_rollout_checks_its_data(small_train, held_out):
 
 
 def test_lbfgs_refinement_lowers_the_validation_loss(small_train, small_val):
+    import keras
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(dict(logs or {}))
+
     model = build_model("gru", units=8, window=2, epochs=3, refine="lbfgs", refine_steps=40).fit(
-        small_train, small_val, verbose=0)
+        small_train, small_val, verbose=0, callbacks=[Record()])
+    # the user's callback hears Adam's 3 epochs, then every L-BFGS iteration with its loss
+    assert len(seen) == 3 + model.history_["refine_iterations"][0] and all("loss" in s for s in seen[3:])
     before, after = model.history_["refine_val_loss"]
     # Three Adam epochs leave the loss far from its floor; 40 quasi-Newton steps must cut it clearly.
     assert after < 0.5 * before, (before, after)
@@ -419,3 +429,11 @@ def test_a_model_says_whether_it_reads_validation_data():
     assert pr.SINDy(threshold=-1.0).uses_validation() and not pr.SINDy(threshold=1e-3).uses_validation()
     assert not pr.ESN().uses_validation() and not pr.LinearMap().uses_validation()
     assert not pr.RK4().uses_validation()
+
+
+def test_angles_given_as_a_list_are_kept_as_a_tuple():
+    # A TOML list becomes a tuple: the config stays hashable, equal to the same config written with a tuple,
+    # and its cache key the same.
+    config = pr.build_model("gru", angles=["theta"]).config
+    assert config.angles == ("theta",) and isinstance(config.angles, tuple)
+    assert config == pr.build_model("gru", angles=("theta",)).config

@@ -211,3 +211,13 @@ def test_fitting_refuses_what_it_cannot_do(small_train):
 
 def test_monomial_indices_match_itertools():
     assert monomial_indices(5, 3).tolist() == [list(c) for c in combinations_with_replacement(range(5), 3)]
+
+
+def test_the_recorded_training_error_is_the_mean_squared_one_step_residual(small_train):
+    # At order 1 with one tap the features are the inputs themselves: the residual of the increment is
+    # u_i W + b − (o_{i+1} − o_i)/Δt, and history_["train_mse"] its mean square (not its mean cube or its RMS).
+    model = build_model("nvar", delay=1, order=1, ridge=10.0).fit(small_train)  # a ridge that leaves a residual
+    u = small_train.inputs[:, :-1].reshape(-1, small_train.inputs.shape[-1])
+    residual = u @ model.kernel_ + model.intercept_ - small_train.targets.reshape(-1, small_train.n_obs)
+    assert model.history_["train_mse"] == [pytest.approx(np.mean(residual**2), rel=1e-9)]
+    assert model.history_["train_mse"][0] > 1e-8  # a residual to measure

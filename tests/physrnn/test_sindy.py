@@ -263,3 +263,55 @@ def test_a_declared_term_without_xp_keeps_the_rollout_in_numpy(monkeypatch):
     monkeypatch.setattr(sindy, "COMPILED_STEPS", 10)
     monkeypatch.setattr(sindy.SINDy, "_compiled_loop", lambda *a: pytest.fail("compiled a NumPy-only term"))
     assert np.isfinite(model.rollout(data).observed).all()
+
+
+def test_the_library_variables_are_state_parameters_terms_then_drive():
+    # z = (state, the parameters given, the declared terms, the drive's features): with a drive (2 phase
+    # features) and a parameter given, the parameter must not be read from a drive column or the other way.
+    tr = pr.simulate(system="pendulum", n_traj=3, dt=0.05, t_end=4.0, seed=3, damping=0.3, method="reference",
+                     natural_frequency={"uniform": [1.0, 1.5]}, drive_amplitude=0.4, drive_frequency=1.1)
+    data = pr.StepData.from_trajectories(tr, parameters=["natural_frequency"])
+    model = build_model("sindy", library="declared", threshold=1e-2).fit(data)
+    z = model._variables(data.observed, data.known)
+    theta = data.observed[..., 0]
+    np.testing.assert_array_equal(z[..., :2], data.observed)
+    np.testing.assert_array_equal(z[..., 2], data.known[..., 2])  # ω0, the parameter
+    np.testing.assert_array_equal(z[..., 3], np.sin(theta))
+    np.testing.assert_array_equal(z[..., 4], np.cos(theta))
+    np.testing.assert_array_equal(z[..., 5:], data.known[..., :2])  # the drive's (cos, sin) phase
+    assert z.shape[-1] == 7
+
+
+def test_the_threshold_is_chosen_with_each_components_own_spread(monkeypatch, small_train):
+    # Components of different scales weigh alike in the choice: the spread passed is one per component.
+    from physrnn.models import sindy
+
+    seen = {}
+
+    def spy(observed, truth, context, spread, candidates, name):
+        seen["spread"] = spread
+        return candidates[0], {}
+
+    monkeypatch.setattr(sindy, "choose_on_closed_loops", spy)
+    held = small_train.take(np.arange(2))
+    build_model("sindy", thresholds=(1e-3, 1e-2)).fit(small_train, held)
+    np.testing.assert_allclose(seen["spread"], np.std(small_train.observed.reshape(-1, small_train.n_obs), axis=0))
+    assert seen["spread"].shape == (small_train.n_obs,)
+
+
+def test_reading_it_names_what_it_needs_and_keeps_the_precision_asked(monkeypatch):
+    data = pr.StepData.from_trajectories(pr.simulate(system="pendulum", n_traj=3, dt=0.1, t_end=10.0, seed=2))
+    model = build_model("sindy", library="declared", threshold=1e-3).fit(data)
+    assert model.equations(precision=2)[1].startswith("omega' = -1 sin(theta)")
+    coefficient = model.coefficients_[model.feature_names_.index("sin(theta)"), 1]
+    assert f"{abs(coefficient):.2g}" in model.equations(precision=2)[1]
+    assert f"{abs(coefficient):.9g}" in model.equations(precision=9)[1] and coefficient != -1.0
+    arrays = pr.StepData.from_arrays(data.observed, dt=0.1)
+    with pytest.raises(ValueError, match="^the data carry no system, so no true field to compare with$"):
+        model.against_truth(arrays)
+    # a library too large for memory is refused before any work, naming its degree and size
+    from simulators import _validation
+
+    monkeypatch.setattr(_validation, "physical_memory", lambda: 1000.0)
+    with pytest.raises(ValueError, match=r"^degree = 3 \(10 library terms of \d+ training rows\) needs about"):
+        build_model("sindy", library="polynomial", degree=3, threshold=1e-3).fit(data)

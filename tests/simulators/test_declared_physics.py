@@ -286,3 +286,19 @@ def test_a_system_without_a_closed_form_says_which_method_to_use():
 
     with pytest.raises(ValueError, match=r'^the lorenz63 system has no closed form; use method = "reference"$'):
         Lorenz63().exact([[1.0, 1.0, 1.0]], [0.0, 1.0])
+
+
+def test_the_declared_libraries_hold_their_fields_with_the_terms_named():
+    # Each parameter a model is given raises the degree by what the system declares for it (Duffing's α x: α
+    # times a state monomial, one degree more; Lorenz's σ, ρ, β likewise); the terms keep their names, which
+    # the identified equations print.
+    from simulators import Lorenz63
+
+    assert Duffing.library().degree == 3 and Duffing.library(("linear_stiffness",)).degree == 4
+    assert Lorenz63.library().degree == 2 and Lorenz63.library(("sigma", "rho")).degree == 3
+    assert Pendulum.library().degree == 1 and list(Pendulum.library().terms) == ["sin(theta)", "cos(theta)"]
+    assert list(Kepler.library().terms) == ["x/r^3", "y/r^3"]
+    theta = np.array([[0.3, 0.0], [2.0, 1.0]])
+    terms = Pendulum.library().terms
+    np.testing.assert_array_equal(terms["sin(theta)"](theta), np.sin([0.3, 2.0]))
+    np.testing.assert_array_equal(terms["cos(theta)"](theta), np.cos([0.3, 2.0]))

@@ -164,6 +164,24 @@ def test_segments_are_refused_off_the_grid(segments, match):
                                   "segments": segments})
 
 
+def test_segments_need_a_fixed_length():
+    with pytest.raises(ValueError, match=r'^segments need a fixed length: give t_end or n_steps, not "auto"$'):
+        EnsembleConfig.from_dict({"system": "eigen", "n_traj": 2, "dt": 0.1, "t_end": "auto",
+                                  "segments": {"start": 0.0, "spacing": 1.0}})
+
+
+def test_rk23_reads_the_time_of_a_driven_field():
+    # A driven oscillator's field depends on t: RK23 at its default tolerances follows the closed form to its
+    # own error (1e-3 here), which a field read at a fixed time would not.
+    from simulators import LinearOscillator
+
+    osc = LinearOscillator(damping=0.2, drive_amplitude=1.5, drive_frequency=1.3)
+    t = np.arange(0, 201) * 0.05
+    start = np.array([[0.5, 0.0]])
+    gap = np.abs(solve(osc, start, t, method="rk23") - solve(osc, start, t, method="exact")).max()
+    assert 1e-6 < gap < 1e-2
+
+
 def test_segments_of_a_driven_system_are_refused():
     with pytest.raises(ValueError, match="the oscillator system is driven"):
         EnsembleConfig.from_dict({"system": "oscillator", "n_traj": 2, "dt": 0.1, "n_steps": 5,
