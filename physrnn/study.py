@@ -92,7 +92,8 @@ DIAGNOSTIC_DEFAULTS = {"points": (8, 1), "increment_points": (16, 1), "long_step
 _STUDY_KEYS = ("name", "description", "seeds", "baselines", "validation_fraction", "protocol")
 #: How models meet data: "ensemble", one model per seed trained on the training trajectories (a share of them held
 #: back to validate) and rolled out from every test start; "trials", one model per training trajectory, which
-#: forecasts the test trajectory of the same index (a model that validates holds back the end of its trajectory).
+#: forecasts the test trajectory of the same index (a model that validates holds back the end of its trajectory);
+#: the diagnostics read the first trial's model, and the fit time is the mean over trials.
 PROTOCOLS = ("ensemble", "trials")
 _ROLLOUT_KEYS = ("context", "valid_fraction", "group_by", "steady_fraction")
 #: The baselines a study may list (and lists by default): the physics at the same step and the linear map.
