@@ -315,3 +315,25 @@ def test_reading_it_names_what_it_needs_and_keeps_the_precision_asked(monkeypatc
     monkeypatch.setattr(_validation, "physical_memory", lambda: 1000.0)
     with pytest.raises(ValueError, match=r"^degree = 3 \(10 library terms of \d+ training rows\) needs about"):
         build_model("sindy", library="polynomial", degree=3, threshold=1e-3).fit(data)
+
+
+def test_a_loop_shorter_than_the_threshold_stays_in_numpy(monkeypatch):
+    # Compiling costs about a second: a loop of fewer closed-loop steps than COMPILED_STEPS (the validation loops,
+    # short forecasts) runs in NumPy, one of exactly that many runs compiled.
+    from physrnn.models import sindy
+
+    data = pr.StepData.from_trajectories(pr.simulate(system="pendulum", n_traj=2, dt=0.1, t_end=10.0, seed=2))
+    model = build_model("sindy", library="declared", threshold=1e-3).fit(data)
+    calls = []
+
+    def compiled(self, data, context, n_steps, bound):  # a stand-in that records the call
+        calls.append(n_steps)
+        return np.zeros((data.n_traj, n_steps, data.n_obs)), np.full(data.n_traj, -1)
+
+    monkeypatch.setattr(sindy.SINDy, "_compiled_loop", compiled)
+    closed = data.time.size - 3  # closed-loop steps after a context of 3
+    monkeypatch.setattr(sindy, "COMPILED_STEPS", closed + 1)
+    assert np.isfinite(model.rollout(data, context=3).observed).all() and not calls
+    monkeypatch.setattr(sindy, "COMPILED_STEPS", closed)
+    model.rollout(data, context=3)
+    assert calls == [data.time.size]
