@@ -230,14 +230,19 @@ class Increments:
                         "error": self.error.ravel().tolist(), "floor": self.floor.ravel().tolist()}}
 
 
-def _true_step(system, state: np.ndarray, t: float, dt: float) -> np.ndarray:
-    """The exact flow map over one step from ``state`` at ``t`` (the closed form, else the reference integrator).
-    The data's own next state is not it where the data carry an integrator's error (SciPy RK23's)."""
-    grid = np.array([t, t + dt])
+def _truth(system, x0: np.ndarray, time: np.ndarray) -> tuple[np.ndarray, str]:
+    """The true states from ``x0`` on ``time`` and how they were computed: the closed form where the system has
+    one, else the reference integrator."""
     try:
-        return system.exact(state, grid)[:, 1]
+        return system.exact(x0, time), "exact"
     except ValueError:  # no closed form
-        return solve(system, state, grid, method="reference")[:, 1]
+        return solve(system, x0, time, method="reference"), "reference"
+
+
+def _true_step(system, state: np.ndarray, t: float, dt: float) -> np.ndarray:
+    """The exact flow map over one step from ``state`` at ``t``. The data's own next state is not it where the
+    data carry an integrator's error (SciPy RK23's)."""
+    return _truth(system, state, np.array([t, t + dt]))[0][:, 1]
 
 
 def increments(model, data, steps) -> Increments:
@@ -269,10 +274,7 @@ def long_truth(data, *, n_steps: int = LONG_STEPS, starts: int = LONG_STARTS):
     system = data.system.take(index)
     time = data.time[0] + data.dt * np.arange(n_steps)
     x0 = data.states[index, 0]
-    try:
-        states, method = system.exact(x0, time), "exact"
-    except ValueError:  # no closed form
-        states, method = solve(system, x0, time, method="reference"), "reference"
+    states, method = _truth(system, x0, time)
     tr = Trajectories(system=system.system, time=time, states=states, params=system.params(),
                       state_names=tuple(system.state_names), state_units=tuple(system.state_units), method=method,
                       drive=system.drive(time) if system.is_driven else None, drive_names=system.drive_names())

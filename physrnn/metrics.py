@@ -305,13 +305,18 @@ LYAPUNOV_PERIODS = 200
 _EXPONENTS: dict[bytes, LyapunovEstimate] = {}
 
 
+def _orbit_key(system, starts: np.ndarray, t0: float) -> bytes:
+    """What determines the true orbits from ``starts`` (float64) at ``t0``: the system, its parameters, the starts."""
+    return b"".join([type(system).__name__.encode(), starts.tobytes(), np.float64(t0).tobytes(),
+                     *(np.ascontiguousarray(getattr(system, p), np.float64).tobytes() for p in system.PARAMETERS)])
+
+
 def attractor_exponent(system, starts: np.ndarray, t0: float) -> LyapunovEstimate:
     """The largest Lyapunov exponent of each true orbit from ``starts`` (n_traj, n_state) at ``t0``, from the
     reference integrator (:func:`simulators.lyapunov_exponent`) over :data:`LYAPUNOV_PERIODS` characteristic
     periods. Computed once per process for the same system, starts and t0 (every model of a study asks)."""
     starts = np.ascontiguousarray(starts, dtype=np.float64)
-    key = b"".join([type(system).__name__.encode(), starts.tobytes(), np.float64(t0).tobytes(),
-                    *(np.ascontiguousarray(getattr(system, p), np.float64).tobytes() for p in system.PARAMETERS)])
+    key = _orbit_key(system, starts, t0)
     if key not in _EXPONENTS:
         period = float(np.max(system.characteristic_period()))
         _EXPONENTS[key] = lyapunov_exponent(system, starts, t0, duration=LYAPUNOV_PERIODS * period,
@@ -330,8 +335,7 @@ def attractor_variance(system, starts: np.ndarray, t0: float) -> np.ndarray:
     from simulators.integrate import solve
 
     starts = np.ascontiguousarray(starts, dtype=np.float64)
-    key = b"".join([type(system).__name__.encode(), starts.tobytes(), np.float64(t0).tobytes(),
-                    *(np.ascontiguousarray(getattr(system, p), np.float64).tobytes() for p in system.PARAMETERS)])
+    key = _orbit_key(system, starts, t0)
     if key not in _VARIANCES:
         period = float(np.max(system.characteristic_period()))
         grid = t0 + period / 20 * np.arange(20 * LYAPUNOV_PERIODS + 1)
@@ -349,11 +353,9 @@ def _lyapunov_nrmse(*, true, pred, time, system, valid_fraction):
     with np.errstate(divide="ignore", invalid="ignore"):
         horizon = np.where(exponent > 0, 1.0 / exponent, np.nan)
         inside = since[None, :] <= horizon[:, None] * (1 + 1e-9)  # (n_traj, n_steps)
-        squared = ((pred - true) ** 2).mean(axis=-1)  # (n_traj, n_steps)
-        mean = np.where(inside, squared, 0.0).sum(axis=1) / inside.sum(axis=1)
-        # NaN where λ1 is not positive (no Lyapunov time) or a step inside it diverged
-        bad = ~(exponent > 0) | np.isnan(np.where(inside, squared, 0.0)).any(axis=1)
-        return np.where(bad, np.nan, np.sqrt(mean / variance))
+        squared = np.where(inside, ((pred - true) ** 2).mean(axis=-1), 0.0)  # (n_traj, n_steps), NaN if diverged
+        mean = squared.sum(axis=1) / inside.sum(axis=1)  # NaN where a step inside diverged
+        return np.where(exponent > 0, np.sqrt(mean / variance), np.nan)  # none where λ1 is not positive
 
 
 def _valid_lyapunov_times(*, true, pred, time, system, valid_fraction):
