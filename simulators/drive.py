@@ -72,6 +72,13 @@ class DrivenSystem(PhysicalSystem):
         drive = {name: np.broadcast_to(a, (a.shape[0], n_terms)) for name, a in drive.items()}
         super().set_parameters(**values, **drive)
 
+    def hamiltonian_trajectories(self) -> np.ndarray:
+        """The undamped trajectories, where the system declares positions and momenta: a known drive keeps the
+        motion Hamiltonian (H gains −q F(t)); friction (a ``damping`` > 0) does not."""
+        damping = getattr(self, "damping", None)
+        declared = super().hamiltonian_trajectories()
+        return declared if damping is None else declared & (damping == 0)
+
     # ------------------------------------------------------------------ description
     @property
     def n_terms(self) -> int:

@@ -95,6 +95,8 @@ class Duffing(DrivenSystem):
     Params = DuffingParams
     OBSERVATIONS = {"full": None, "position": (0,)}
     MODEL_PARAMETERS = ("damping", "linear_stiffness", "cubic_stiffness", "drive_amplitude", "drive_frequency")
+    #: Unit mass: the velocity is the momentum (H = p²/2 + V(q, t) where undamped).
+    CANONICAL = (("x",), ("v",))
     # ẍ = −δ ẋ − α x − β x³ + F·(drive): cubic; each parameter given multiplies a term (one degree more).
     LIBRARY_DEGREE = 3
     LIBRARY_PARAMETER_DEGREE = {"damping": 1, "linear_stiffness": 1, "cubic_stiffness": 1, "drive_amplitude": 1}

@@ -119,6 +119,8 @@ class LinearOscillator(DrivenSystem):
     #: one-step map is affine; "force"; "none".
     #: What a parameter-aware model may be given (each drive term contributes one column).
     MODEL_PARAMETERS = ("damping", "natural_frequency", "drive_amplitude", "drive_frequency")
+    #: Unit mass: the velocity is the momentum (H = p²/2 + V(q, t) where undamped).
+    CANONICAL = (("x",), ("v",))
     # ẍ = −ω0² x − η ẋ + F·(drive): linear in (x, v, drive features); ω0² x adds two degrees, η v and F·drive one.
     LIBRARY_DEGREE = 1
     LIBRARY_PARAMETER_DEGREE = {"natural_frequency": 2, "damping": 1, "drive_amplitude": 1}

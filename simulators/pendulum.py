@@ -97,6 +97,8 @@ class Pendulum(DrivenSystem):
     #: "angle": θ alone.
     OBSERVATIONS = {"full": None, "angle": (0,)}
     MODEL_PARAMETERS = ("damping", "natural_frequency", "drive_amplitude", "drive_frequency")
+    #: Unit mass: the velocity is the momentum (H = p²/2 + V(q, t) where undamped).
+    CANONICAL = (("theta",), ("omega",))
     # θ̈ = −ω0² sin θ − η θ̇ + F·(drive): linear in (θ, ω, sin θ, cos θ, drive features).
     LIBRARY_DEGREE = 1
     LIBRARY_PARAMETER_DEGREE = {"natural_frequency": 2, "damping": 1, "drive_amplitude": 1}

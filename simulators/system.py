@@ -222,6 +222,21 @@ class PhysicalSystem:
         rows = np.broadcast_to(np.asarray(point, dtype=np.float64), (self.n_traj, self.n_state))
         return np.where(np.broadcast_to(np.asarray(where), (self.n_traj,))[:, None], rows, np.nan)
 
+    #: Positions and momenta: the state's split in which the motion, where it has no friction, is Hamiltonian
+    #: with the standard symplectic form (q̇ = ∂H/∂p, ṗ = −∂H/∂q, a known drive allowed); None: no such split.
+    #: Symplectic model kinds read it through :meth:`canonical_coordinates`.
+    CANONICAL: ClassVar[tuple[tuple[str, ...], tuple[str, ...]] | None] = None
+
+    def hamiltonian_trajectories(self) -> np.ndarray:
+        """Which trajectories move by Hamilton's equations in ``CANONICAL`` (bool, (n_traj,)): all of them where
+        the system declares the split and has no friction to say otherwise."""
+        return np.full(self.n_traj, self.CANONICAL is not None)
+
+    def canonical_coordinates(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(positions, momenta) by state name where every trajectory's flow is Hamiltonian in them (its step
+        map symplectic), else None (a damped trajectory's flow contracts phase-space area)."""
+        return self.CANONICAL if self.hamiltonian_trajectories().all() else None
+
     #: The degree of the vector field as a polynomial in the state, the drive features and the
     #: :meth:`library_terms` (None: the system declares no library).
     LIBRARY_DEGREE: ClassVar[int | None] = None

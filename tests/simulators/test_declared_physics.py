@@ -302,3 +302,67 @@ def test_the_declared_libraries_hold_their_fields_with_the_terms_named():
     terms = Pendulum.library().terms
     np.testing.assert_array_equal(terms["sin(theta)"](theta), np.sin([0.3, 2.0]))
     np.testing.assert_array_equal(terms["cos(theta)"](theta), np.cos([0.3, 2.0]))
+
+
+def _flow_jacobian(system, s0, t_end, h=1e-6):
+    """∂Φ_t/∂s0 of the system's own flow over [0, t_end] by central differences of certified solutions."""
+    n = len(s0)
+    starts = np.array([s0 + sign * h * np.eye(n)[j] for j in range(n) for sign in (1.0, -1.0)])
+    ends = reference(system.broadcast(len(starts)), starts, np.array([0.0, t_end]))[:, -1]
+    return ((ends[0::2] - ends[1::2]) / (2 * h)).T
+
+
+def _omega(system, positions, momenta):
+    names = list(system.state_names)
+    omega = np.zeros((system.n_state, system.n_state))
+    for q, p in zip(positions, momenta):
+        omega[names.index(q), names.index(p)], omega[names.index(p), names.index(q)] = 1.0, -1.0
+    return omega
+
+
+@pytest.mark.parametrize("system, s0", [
+    (LinearOscillator(natural_frequency=1.7, drive_amplitude=0.6, drive_frequency=2.3), [0.8, -0.5]),
+    (Pendulum(natural_frequency=1.3, drive_amplitude=0.4, drive_frequency=0.7), [2.1, 0.6]),
+    (Duffing(linear_stiffness=-1.0, cubic_stiffness=0.6, drive_amplitude=0.3, drive_frequency=1.1), [0.4, 0.9]),
+    (Kepler(gravitational_parameter=1.7), [1.3, -0.2, 0.3, 1.1]),
+], ids=["oscillator", "pendulum", "duffing", "kepler"])
+def test_declared_positions_and_momenta_make_the_flow_symplectic(system, s0):
+    # Measured on the flow itself, driven where the system can be: JᵀΩJ = Ω for the Jacobian of a finite-time
+    # map, in the declared split (a split that swapped two names, or a flow off by a factor in q̇, fails).
+    positions, momenta = system.canonical_coordinates()
+    omega = _omega(system, positions, momenta)
+    jac = _flow_jacobian(system, np.array(s0), 2.9)
+    assert np.abs(jac - np.eye(len(s0))).max() > 0.5  # far from the identity
+    np.testing.assert_allclose(jac.T @ omega @ jac, omega, atol=1e-6)
+
+
+@pytest.mark.parametrize("system, s0", [
+    (LinearOscillator(natural_frequency=1.7), [0.8, -0.5]),
+    (Pendulum(natural_frequency=1.3), [2.1, 0.6]),
+    (Duffing(linear_stiffness=-1.0, cubic_stiffness=0.6), [0.4, 0.9]),
+    (Kepler(gravitational_parameter=1.7), [1.3, -0.2, 0.3, 1.1]),
+], ids=["oscillator", "pendulum", "duffing", "kepler"])
+def test_the_declared_energy_is_the_hamiltonian_of_the_declared_split(system, s0):
+    # In one degree of freedom JᵀΩJ = Ω is det J = 1 whichever component is called the position; Hamilton's
+    # equations with the system's own energy fix the orientation: q̇ = ∂E/∂p, ṗ = −∂E/∂q.
+    positions, momenta = system.canonical_coordinates()
+    names, s0, h = list(system.state_names), np.array(s0), 1e-6
+    energy = system.invariants()["energy"]
+    grad = np.array([(energy((s0 + h * e)[None, None]) - energy((s0 - h * e)[None, None]))[0, 0] / (2 * h)
+                     for e in np.eye(len(s0))])
+    rate = system.rhs(0.0, s0[None])[0]
+    for q, p in zip(positions, momenta):
+        i, j = names.index(q), names.index(p)
+        assert rate[i] == pytest.approx(grad[j], rel=1e-8) and rate[j] == pytest.approx(-grad[i], rel=1e-8)
+
+
+def test_friction_takes_the_split_away_and_its_flow_contracts_area():
+    # η = 0.35 on one trajectory of two: that trajectory's map shrinks area by exp(−η t), so no split holds.
+    system = Pendulum(damping=[0.0, 0.35], natural_frequency=1.3)
+    np.testing.assert_array_equal(system.hamiltonian_trajectories(), [True, False])
+    assert system.canonical_coordinates() is None
+    assert system.take([0]).canonical_coordinates() == (("theta",), ("omega",))
+    jac = _flow_jacobian(system.take([1]), np.array([1.2, 0.3]), 2.0)
+    assert np.linalg.det(jac) == pytest.approx(np.exp(-0.35 * 2.0), rel=1e-6)
+    assert Kepler().canonical_coordinates() == (("x", "y"), ("vx", "vy"))
+    assert VanDerPol(mu=0.0).canonical_coordinates() is None and LotkaVolterra().canonical_coordinates() is None
