@@ -398,6 +398,14 @@ def study_from_dict(raw: Mapping[str, Any], where: str = "study", base_dir: str 
     observe = test_system.OBSERVATIONS[spec.observation]
     observed = tuple(test_system.state_names if observe is None else (test_system.state_names[i] for i in observe))
     computable = summary_figures(test_system, observed)
+    train_system = _system_of(ensembles["train"])
+    for model in models:  # what a kind needs of the system (a symplectic map: positions and momenta), now
+        check = getattr(model_config(model.kind, **model.settings), "check_system", None)
+        try:
+            if check is not None:
+                check(train_system, observed)
+        except ValueError as err:
+            raise _fail(where, f"[models.{model.label}] {err}") from None
     for label, bounds in (_table(raw, "targets", where) if "targets" in raw else {}).items():
         if label not in labels:
             raise _fail(where, f"[targets] {label!r} is not a model of this study; choose from {', '.join(labels)}")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from simulators._validation import check_memory
 
-__all__ = ["EchoStateConfig", "LinearConfig", "ModelKind", "NoConfig", "PRECISIONS", "RecurrentConfig",
+__all__ = ["EchoStateConfig", "LinearConfig", "ModelKind", "NoConfig", "PRECISIONS", "RecurrentConfig", "SympNetConfig",
            "describe_settings", "model_class", "model_config", "model_kind", "model_kinds", "register_model"]
 
 PRECISIONS = ("float32", "float64")
@@ -34,6 +34,24 @@ def _check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
     if not ok or value < 0 or (value == 0 and not allow_zero):
         rel = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {rel}, got {value!r}")
+
+
+def _check_training(cfg) -> None:
+    """The settings a network trained by Adam (then Levenberg–Marquardt or L-BFGS) shares, checked."""
+    for name in ("epochs", "batch_size", "patience", "rollout_steps", "cg_steps"):
+        _check_int(name, getattr(cfg, name), 1)
+    _check_int("seed", cfg.seed, 0)
+    _check_int("refine_steps", cfg.refine_steps, 0)
+    _check_positive("learning_rate", cfg.learning_rate)
+    _check_positive("clipnorm", cfg.clipnorm, allow_zero=True)
+    if cfg.refine not in ("lm", "lbfgs"):
+        raise ValueError(f"unknown refine {cfg.refine!r}; choose lm or lbfgs")
+    if cfg.refine == "lm" and cfg.refine_steps and cfg.precision != "float64":
+        raise ValueError(f"refine = 'lm' runs in float64, got precision = {cfg.precision!r}; "
+                         "set precision = 'float64' (or refine = 'lbfgs')")
+    if cfg.schedule not in ("cosine", "plateau"):
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine or plateau")
+    _check_precision(cfg.precision)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,20 +135,9 @@ class RecurrentConfig:
             raise ValueError(f"unknown recurrent cell {self.cell!r}; choose simplernn, gru or lstm")
         if self.target not in ("increment", "value"):
             raise ValueError(f"unknown target {self.target!r}; choose increment or value")
-        for name in ("units", "layers", "window", "epochs", "batch_size", "patience", "rollout_steps", "cg_steps"):
+        for name in ("units", "layers", "window"):
             _check_int(name, getattr(self, name), 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("refine_steps", self.refine_steps, 0)
-        _check_positive("learning_rate", self.learning_rate)
-        _check_positive("clipnorm", self.clipnorm, allow_zero=True)
-        if self.refine not in ("lm", "lbfgs"):
-            raise ValueError(f"unknown refine {self.refine!r}; choose lm or lbfgs")
-        if self.refine == "lm" and self.refine_steps and self.precision != "float64":
-            raise ValueError(f"refine = 'lm' runs in float64, got precision = {self.precision!r}; "
-                             "set precision = 'float64' (or refine = 'lbfgs')")
-        if self.schedule not in ("cosine", "plateau"):
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose cosine or plateau")
-        _check_precision(self.precision)
+        _check_training(self)
         # Weights (and Adam's two moments and the gradient: four copies), from the recurrent kernels alone.
         gates = {"simplernn": 1, "gru": 3, "lstm": 4}[self.cell]
         weights = float(self.layers) * gates * float(self.units) * (float(self.units) + 1)
@@ -235,6 +242,112 @@ class LinearConfig:
     def min_context(self) -> int:
         """The fewest true states a rollout starts from: one window."""
         return self.window
+
+
+@dataclass(frozen=True, kw_only=True)
+class SympNetConfig:
+    """A step map symplectic for any weights (a SympNet of gradient modules: Jin et al., *Neural Networks* 132,
+    2020): kicks p ← p − c ∇V_k(q, u) and drifts q ← q + c ∇T_k(p, u), alternating, each potential a one-layer
+    network plus a quadratic. Trained as the recurrent kinds are.
+
+    Parameters
+    ----------
+    units : int
+        Hidden units of each potential's network (0: quadratic potentials alone, a linear symplectic map).
+    layers : int
+        Drifts in the composition, each between two kicks (1: kick, drift, kick, as Störmer–Verlet).
+    positions : tuple of str
+        The position components (empty: those the system declares,
+        :meth:`simulators.PhysicalSystem.canonical_coordinates`).
+    momenta : tuple of str
+        The momentum conjugate to each position, in the same order (empty: the system's declaration).
+    angles : tuple of str
+        Positions that are angles (the pendulum's ``theta``): the kicks' potentials see each as (cos, sin), so
+        the map is 2π-periodic in them, as the physics is; the state itself stays unwrapped.
+{training}    """
+
+    units: int = 32
+    layers: int = 2
+    positions: tuple[str, ...] = ()
+    momenta: tuple[str, ...] = ()
+    epochs: int = 100
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    schedule: str = "cosine"
+    clipnorm: float = 1.0
+    patience: int = 20
+    rollout_steps: int = 1
+    refine_steps: int = 0
+    refine: str = "lm"
+    cg_steps: int = 30
+    precision: str = "float64"
+    angles: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("positions", "momenta"):
+            _check_angles(getattr(self, name), name)
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if len(self.positions) != len(self.momenta):
+            raise ValueError(f"positions {list(self.positions)} and momenta {list(self.momenta)} pair up one to one; "
+                             "give as many of each (or neither, for the system's own)")
+        _check_angles(self.angles)
+        object.__setattr__(self, "angles", tuple(self.angles))
+        _check_int("units", self.units, 0)
+        _check_int("layers", self.layers, 1)
+        _check_training(self)
+
+    #: The map reads the current state alone (its window), and the network's output is the increment.
+    window: ClassVar[int] = 1
+    target: ClassVar[str] = "increment"
+
+    def split(self, system, state_names) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The observed columns of the positions and of their momenta: the settings', else the declaration of
+        ``system`` (a :class:`simulators.PhysicalSystem` with the data's parameters; None for data given as
+        arrays). Refused in one line where there is no split, or it is not the observed state."""
+        names = tuple(state_names)
+        positions, momenta = self.positions, self.momenta
+        if not positions:
+            if system is None:
+                raise ValueError("data given as arrays declare no positions and momenta; set positions and momenta "
+                                 "(for example positions = [\"q\"], momenta = [\"p\"])")
+            declared = system.canonical_coordinates()
+            if declared is None:
+                why = ("declares no positions and momenta (its motion is not Hamiltonian)" if system.CANONICAL is None
+                       else "has damped trajectories (damping > 0), whose flow is not symplectic")
+                raise ValueError(f"a sympnet model needs Hamiltonian motion, and the {system.system} system {why}; "
+                                 "choose another model kind")
+            positions, momenta = declared
+        paired = positions + momenta
+        if sorted(paired) != sorted(names):
+            raise ValueError(f"a sympnet model steps positions {list(positions)} and momenta {list(momenta)}, each "
+                             f"observed once, but the data observe {', '.join(names)}; observe the full state")
+        not_positions = [a for a in self.angles if a not in positions]
+        if not_positions:
+            raise ValueError(f"angles {', '.join(not_positions)} are not positions ({', '.join(positions)}); only a "
+                             "position can be an angle")
+        return tuple(names.index(n) for n in positions), tuple(names.index(n) for n in momenta)
+
+    def check_system(self, system, state_names) -> None:
+        """Refuse, before any work, a system and observation this model cannot take (see :meth:`split`)."""
+        self.split(system, state_names)
+
+    @property
+    def min_context(self) -> int:
+        """A rollout starts from one true state: the map needs nothing else."""
+        return 1
+
+
+def _doc_entries(doc: str, names) -> str:
+    """The numpydoc entries ``names`` of a config's docstring, in that order (to share their text)."""
+    blocks = {m.group(1): m.group(0) for m in re.finditer(r"^    (\w+) : [^\n]*\n(?:        [^\n]*\n)*", doc,
+                                                          flags=re.M)}
+    return "".join(blocks[name] for name in names)
+
+
+SympNetConfig.__doc__ = SympNetConfig.__doc__.replace("{training}", _doc_entries(RecurrentConfig.__doc__, (
+    "epochs", "batch_size", "learning_rate", "schedule", "clipnorm", "patience", "rollout_steps", "refine_steps",
+    "refine", "cg_steps", "precision", "seed")))
 
 
 #: The ridges an NVAR tries when none is given: every decade from 1e-12 to 1.
@@ -373,9 +486,9 @@ def _check_choice_or_grid(name: str, value: Any, grid: Any) -> None:
         _check_positive(f"each of {name}s", each, allow_zero=True)
 
 
-def _check_angles(angles) -> None:
+def _check_angles(angles, name: str = "angles") -> None:
     if isinstance(angles, str) or not all(isinstance(a, str) and a for a in angles):
-        raise ValueError(f"angles must be a list of component names such as [\"theta\"], got {angles!r}")
+        raise ValueError(f"{name} must be a list of component names such as [\"theta\"], got {angles!r}")
 
 
 def _check_precision(precision: str) -> None:
@@ -477,6 +590,8 @@ register_model("simplernn", RecurrentConfig, ".recurrent:SimpleRNN", summary=_RN
                fixed={"cell": "simplernn"})
 register_model("gru", RecurrentConfig, ".recurrent:GRU", summary=_RNN_SUMMARY.format("GRU"), fixed={"cell": "gru"})
 register_model("lstm", RecurrentConfig, ".recurrent:LSTM", summary=_RNN_SUMMARY.format("LSTM"), fixed={"cell": "lstm"})
+register_model("sympnet", SympNetConfig, ".symplectic:SympNet",
+               summary="symplectic step map for Hamiltonian systems: kicks and drifts by learned potentials")
 register_model("esn", EchoStateConfig, ".esn:EchoStateNetwork",
                summary="echo-state network: fixed random reservoir, ridge readout in closed form")
 register_model("linear", LinearConfig, ".linear:LinearFlowMap",

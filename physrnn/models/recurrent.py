@@ -24,7 +24,7 @@ from .levenberg import levenberg_marquardt
 from .linear import NetworkModel
 from .rollout import window_jacobian, windowed_rollout
 
-__all__ = ["GRU", "LSTM", "RecurrentStepModel", "SimpleRNN"]
+__all__ = ["GRU", "LSTM", "RecurrentStepModel", "SimpleRNN", "TrainedNetworkModel"]
 
 
 @contextmanager
@@ -167,33 +167,15 @@ def _refine(trainer: StepTrainer, train, val, steps: int, dtype: str, callbacks=
 _CELLS = {"simplernn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 
 
-class RecurrentStepModel(NetworkModel):
-    """Keras SimpleRNN / GRU / LSTM step model: window of inputs → g, with standardised inputs and targets.
+class TrainedNetworkModel(NetworkModel):
+    """A Keras network from a window of inputs to g, trained by Adam on the one-step or multi-step loss and then
+    (optionally) by Levenberg–Marquardt or L-BFGS, and rolled out in the compiled windowed loop. A subclass
+    builds the network (:meth:`_network_for`); its config holds the training settings (``window``, ``epochs``,
+    ``rollout_steps``, ``refine_steps``, …)."""
 
-    The cell is the config's; :class:`SimpleRNN`, :class:`GRU` and :class:`LSTM` pin it.
-    """
-
-    config_class = RecurrentConfig
-
-    @property
-    def kind(self) -> str:  # type: ignore[override]
-        return self.config.cell
-
-    def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler, dt: float) -> keras.Model:
-        cfg, dtype = self.config, self.config.precision
-        inp = keras.Input((cfg.window, n_in), dtype=dtype, name="window")
-        z = inp
-        if self._angle_columns:
-            z = AngleFeatures(n_in, self._angle_columns, dtype=dtype, name="angles")(z)
-        z = standardize(in_scaler, "input_scaling", dtype)(z)
-        for layer in range(cfg.layers):
-            z = _CELLS[cfg.cell](cfg.units, return_sequences=layer + 1 < cfg.layers, dtype=dtype,
-                                 name=f"{cfg.cell}_{layer}")(z)
-        z = keras.layers.Dense(n_obs, dtype=dtype, name=f"{cfg.target}_scaled")(z)
-        out = standardize(out_scaler, cfg.target, dtype, invert=True)(z)
-        if cfg.target == "value":
-            out = IncrementFromValue(n_obs, dt, dtype=dtype, name="increment")([out, inp])
-        return keras.Model(inp, out, name=f"{cfg.cell}_step_model")
+    def _network_for(self, train, n_in: int) -> keras.Model:
+        """The untrained network for windows of ``n_in`` inputs of the data ``train``."""
+        raise NotImplementedError
 
     def uses_validation(self) -> bool:
         return True  # early stopping, and the second-order trainer's stall and kept weights
@@ -205,13 +187,9 @@ class RecurrentStepModel(NetworkModel):
     def _train(self, train, validation, *, verbose, checkpoint_dir, callbacks):
         cfg = self.config
         x, y = train.windows(cfg.window, cfg.rollout_steps)
-        self._angle_columns = angle_columns(cfg.angles, train.state_names)
-        in_scaler = Scaler.fit(angle_features(train.inputs[:, :-1], self._angle_columns))
-        increment_scaler = Scaler.fit(train.targets)
-        out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])
-        self.network_ = self._build(x.shape[-1], train.n_obs, in_scaler, out_scaler, train.dt)
-        trainer = StepTrainer(self.network_, increment_scaler.scale, train.dt, cfg.window, cfg.rollout_steps,
-                               train.n_obs, cfg.precision)
+        self.network_ = self._network_for(train, x.shape[-1])
+        trainer = StepTrainer(self.network_, Scaler.fit(train.targets).scale, train.dt, cfg.window,
+                              cfg.rollout_steps, train.n_obs, cfg.precision)
         val = None
         if validation is not None:
             val = validation.windows(cfg.window, cfg.rollout_steps)
@@ -251,6 +229,43 @@ class RecurrentStepModel(NetworkModel):
 
     def _step_jacobian(self, data, steps):
         return window_jacobian(self.network_, data, self.config.window, steps, self.dt_, self.config.precision)
+
+
+class RecurrentStepModel(TrainedNetworkModel):
+    """Keras SimpleRNN / GRU / LSTM step model: window of inputs → g, with standardised inputs and targets.
+
+    The cell is the config's; :class:`SimpleRNN`, :class:`GRU` and :class:`LSTM` pin it.
+    """
+
+    config_class = RecurrentConfig
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return self.config.cell
+
+    def _network_for(self, train, n_in: int) -> keras.Model:
+        cfg = self.config
+        self._angle_columns = angle_columns(cfg.angles, train.state_names)
+        in_scaler = Scaler.fit(angle_features(train.inputs[:, :-1], self._angle_columns))
+        increment_scaler = Scaler.fit(train.targets)
+        out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])
+        return self._build(n_in, train.n_obs, in_scaler, out_scaler, train.dt)
+
+    def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler, dt: float) -> keras.Model:
+        cfg, dtype = self.config, self.config.precision
+        inp = keras.Input((cfg.window, n_in), dtype=dtype, name="window")
+        z = inp
+        if self._angle_columns:
+            z = AngleFeatures(n_in, self._angle_columns, dtype=dtype, name="angles")(z)
+        z = standardize(in_scaler, "input_scaling", dtype)(z)
+        for layer in range(cfg.layers):
+            z = _CELLS[cfg.cell](cfg.units, return_sequences=layer + 1 < cfg.layers, dtype=dtype,
+                                 name=f"{cfg.cell}_{layer}")(z)
+        z = keras.layers.Dense(n_obs, dtype=dtype, name=f"{cfg.target}_scaled")(z)
+        out = standardize(out_scaler, cfg.target, dtype, invert=True)(z)
+        if cfg.target == "value":
+            out = IncrementFromValue(n_obs, dt, dtype=dtype, name="increment")([out, inp])
+        return keras.Model(inp, out, name=f"{cfg.cell}_step_model")
 
 
 _CHECKPOINT_STAMP = "physrnn-checkpoint.json"

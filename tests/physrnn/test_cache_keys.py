@@ -32,7 +32,9 @@ STUDY_FIELDS = {
 STRINGS = {"schedule": "plateau", "target": "value", "precision": {"float32": "float64", "float64": "float32"},
            "refine": {"lm": "lbfgs", "lbfgs": "lm"}, "library": {"declared": "polynomial", "polynomial": "declared"}}
 #: Alternatives for tuple-valued settings.
-TUPLES = {"angles": ("theta",), "ridges": (1e-6,), "thresholds": (1e-3,)}
+TUPLES = {"angles": ("theta",), "ridges": (1e-6,), "thresholds": (1e-3,), "positions": ("x",), "momenta": ("v",)}
+#: Settings valid only together (a symplectic map's positions and momenta pair up): changed together.
+PAIRED = {"positions": "momenta", "momenta": "positions"}
 
 
 def _other(name, value):
@@ -66,8 +68,8 @@ def test_every_model_setting_changes_the_model_key(kind):
     for field in dataclasses.fields(base_config):
         if field.name in (model_kind(kind).fixed or {}):
             continue  # pinned by the kind (a GRU's cell): the kind itself is in the key
-        changed = dataclasses.replace(base_config, **{field.name: _other(field.name, getattr(base_config,
-                                                                                               field.name))})
+        names = [field.name, *([PAIRED[field.name]] if field.name in PAIRED else [])]
+        changed = dataclasses.replace(base_config, **{name: _other(name, getattr(base_config, name)) for name in names})
         assert model_key(kind, changed, features, "data", 0, 0.2) != base, (kind, field.name)
     assert model_key(kind, base_config, features, "data", 1, 0.2) != base  # the split seed
     assert model_key(kind, base_config, features, "data", 0, 0.3) != base  # the validation fraction

@@ -1,0 +1,151 @@
+"""The symplectic step map: JᵀΩJ = Ω for any weights, states and inputs; periodic in its angles; the exact flow
+map of the harmonic oscillator, free or driven, within its reach; a system without positions and momenta
+refused in one line, at fit time and when a study is read."""
+
+import re
+import tomllib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import physrnn as pr
+from physrnn.models.symplectic import SymplecticMap
+from physrnn.study import StudyConfigError, study_from_dict
+
+from .helpers import TINY_STUDY
+
+
+def _random_map(n_obs, n_known, positions, momenta, angles, units=5, layers=2, seed=3):
+    """A map with every weight drawn at O(1) (amplitudes, quadratics, couplings too): far from the identity."""
+    rng = np.random.default_rng(seed)
+    layer = SymplecticMap(n_obs, n_known, positions, momenta, angles, units, layers, 0.1, dtype="float64")
+    for w in layer.trainable_weights:
+        w.assign(rng.normal(size=w.shape))
+    n = len(positions)
+    q, p, u = (pr.data.Scaler(rng.normal(size=k), rng.uniform(0.5, 2.0, size=k)) for k in (n, n, n_known))
+    layer.set_statistics(q, p, u, kick_scale=0.3, drift_scale=0.7)
+    return layer
+
+
+def _flow_jacobian(layer, states, known):
+    x = tf.constant(states)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = layer.flow(x, tf.constant(known))
+    return tape.batch_jacobian(out, x).numpy()
+
+
+def _omega(n_obs, positions, momenta):
+    omega = np.zeros((n_obs, n_obs))
+    for q, p in zip(positions, momenta):
+        omega[q, p], omega[p, q] = 1.0, -1.0
+    return omega
+
+
+@pytest.mark.parametrize("n_obs, n_known, positions, momenta, angles", [
+    (4, 2, (0, 1), (2, 3), ()),  # Kepler's order with a drive's two features
+    (4, 0, (3, 0), (1, 2), ()),  # positions and momenta interleaved and out of order, no known inputs
+    (2, 3, (1,), (0,), (1,)),  # the momentum first, the position an angle, three known inputs
+    (6, 1, (0, 1, 2), (3, 4, 5), (1,)),  # three degrees of freedom, one an angle
+])
+def test_the_map_is_symplectic_for_any_weights_states_and_inputs(n_obs, n_known, positions, momenta, angles):
+    layer = _random_map(n_obs, n_known, positions, momenta, angles)
+    rng = np.random.default_rng(7)
+    states, known = rng.normal(scale=2.0, size=(16, n_obs)), rng.normal(size=(16, n_known))
+    jac = _flow_jacobian(layer, states, known)
+    omega = _omega(n_obs, positions, momenta)
+    assert np.abs(jac - np.eye(n_obs)).max() > 1.0  # far from the identity
+    assert np.abs(jac[0] - jac[1]).max() > 0.1  # and not linear: the Jacobian changes from state to state
+    np.testing.assert_allclose(np.einsum("bji,jk,bkl->bil", jac, omega, jac), np.broadcast_to(omega, jac.shape),
+                               atol=1e-12)
+
+
+def test_the_map_is_periodic_in_its_angles_and_unwraps_them():
+    layer = _random_map(2, 1, (0,), (1,), (0,))
+    rng = np.random.default_rng(2)
+    states, known = rng.normal(size=(8, 2)), rng.normal(size=(8, 1))
+    turned = states + [2 * np.pi, 0.0]
+    step = np.asarray(layer.flow(tf.constant(states), tf.constant(known)))
+    step_turned = np.asarray(layer.flow(tf.constant(turned), tf.constant(known)))
+    np.testing.assert_allclose(step_turned, step + [2 * np.pi, 0.0], atol=1e-12)
+    # The increment g is the map's: o + Δt g = Φ(o, u) to rounding.
+    g = np.asarray(layer(tf.constant(np.concatenate([states, known], axis=-1)[:, None])))
+    np.testing.assert_allclose(states + 0.1 * g, step, rtol=0, atol=1e-14)
+
+
+def test_the_harmonic_oscillators_flow_map_is_fitted_to_rounding():
+    # ω0 = 1.3, Δt = 0.1: the exact map rotates phase space by 0.13 rad a step and adds the drive's affine term
+    # (a force F(t) = −∂H/∂q of H's −q F(t)), which quadratic potentials (units = 0) and their coupling to the
+    # drive's features hold exactly, in three shears.
+    data = pr.StepData.from_trajectories(pr.simulate(system="oscillator", n_traj=8, dt=0.1, t_end=8.0, seed=4,
+                                                     natural_frequency=1.3, drive_amplitude=0.6, drive_frequency=0.7),
+                                         drive="phase")
+    train, val = data.take(np.arange(6)), data.take(np.arange(6, 8))
+    model = pr.build_model("sympnet", units=0, layers=1, epochs=2, batch_size=64, refine_steps=40).fit(
+        train, val, verbose=0)
+    x, y = val.windows(1)
+    g = np.asarray(model.network_(x, training=False))
+    assert np.abs(g - y[:, 0]).max() * 0.1 < 1e-12  # one step of the map against the exact one, |o| ≈ 1
+    rollout = model.rollout(val)
+    assert np.abs(rollout.observed - val.observed).max() < 1e-12
+
+
+def test_a_fitted_map_saves_and_reloads_bit_for_bit(tmp_path):
+    data = pr.StepData.from_trajectories(pr.simulate(system="pendulum", n_traj=4, dt=0.1, t_end=6.0, seed=2,
+                                                     natural_frequency=1.2))
+    model = pr.build_model("sympnet", units=4, layers=1, epochs=1, angles=["theta"]).fit(data, verbose=0)
+    again = pr.load_model(model.save(tmp_path / "sympnet.keras"))
+    np.testing.assert_array_equal(again.rollout(data).observed, model.rollout(data).observed)
+    np.testing.assert_array_equal(again.step_jacobian(data, [3, 9]), model.step_jacobian(data, [3, 9]))
+    # The step Jacobian of the map is symplectic: det = 1 in one degree of freedom.
+    assert np.linalg.det(model.step_jacobian(data, [3, 9])[..., 0, :, :]) == pytest.approx(1.0, abs=1e-12)
+
+
+def _data(system, observation="full", **params):
+    return pr.StepData.from_trajectories(pr.simulate(system=system, n_traj=2, dt=0.1, t_end=2.0, seed=1, **params),
+                                         observation=observation)
+
+
+@pytest.mark.parametrize("system, params, settings, message", [
+    ("oscillator", {"damping": 0.3}, {}, "a sympnet model needs Hamiltonian motion, and the oscillator system has "
+                                         "damped trajectories (damping > 0), whose flow is not symplectic; choose "
+                                         "another model kind"),
+    ("lotka-volterra", {"method": "reference"}, {}, "a sympnet model needs Hamiltonian motion, and the lotka-volterra system declares no "
+                               "positions and momenta (its motion is not Hamiltonian); choose another model kind"),
+    ("pendulum", {}, {"angles": ["omega"]}, "angles omega are not positions (theta); only a position can be an angle"),
+    ("kepler", {}, {"positions": ["x", "y"], "momenta": ["vy", "vy"]},
+     "a sympnet model steps positions ['x', 'y'] and momenta ['vy', 'vy'], each observed once, but the data "
+     "observe x, y, vx, vy; observe the full state"),
+])
+def test_a_system_without_positions_and_momenta_is_refused_in_one_line(system, params, settings, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        pr.build_model("sympnet", units=2, epochs=1, **settings).fit(_data(system, **params), verbose=0)
+
+
+def test_partial_observations_and_arrays_are_refused_and_arrays_may_name_their_split():
+    with pytest.raises(ValueError, match=r"^a sympnet model steps positions \['x'\] and momenta \['v'\], each "
+                                         r"observed once, but the data observe x; observe the full state$"):
+        pr.build_model("sympnet", units=2, epochs=1).fit(_data("oscillator", observation="position"), verbose=0)
+    states = _data("oscillator").observed
+    arrays = pr.StepData.from_arrays(states, dt=0.1, state_names=["q", "p"])
+    with pytest.raises(ValueError, match=r'^data given as arrays declare no positions and momenta; set positions '
+                                         r'and momenta \(for example positions = \["q"\], momenta = \["p"\]\)$'):
+        pr.build_model("sympnet", units=2, epochs=1).fit(arrays, verbose=0)
+    model = pr.build_model("sympnet", units=2, epochs=1, positions=["q"], momenta=["p"]).fit(arrays, verbose=0)
+    assert model.rollout(arrays).observed.shape == states.shape
+
+
+def test_settings_pair_positions_with_momenta():
+    with pytest.raises(ValueError, match=r"^positions \['x', 'y'\] and momenta \['vx'\] pair up one to one; give as "
+                                         r"many of each \(or neither, for the system's own\)$"):
+        pr.build_model("sympnet", positions=["x", "y"], momenta=["vx"])
+    with pytest.raises(ValueError, match="^units must be an integer >= 0, got -1$"):
+        pr.build_model("sympnet", units=-1)
+
+
+def test_a_study_refuses_a_symplectic_model_of_damped_motion_before_any_work():
+    raw = {**tomllib.loads(TINY_STUDY), "models": {"sympnet": {"units": 2}}}
+    with pytest.raises(StudyConfigError, match=r"\[models.sympnet\] a sympnet model needs Hamiltonian motion, and "
+                                               r"the oscillator system has damped trajectories"):
+        study_from_dict(raw)
