@@ -91,6 +91,25 @@ def _scores(runs: list[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: A long run's invariant error, from best to worst (see :func:`physrnn.diagnostics.growth_class`).
+GROWTH_CLASSES = ("bounded", "secular", "diverged")
+
+
+def invariant_growth(runs: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per invariant the model's long runs conserve: the worst class over seeds and starts, the worst envelope
+    exponent (None where a start diverged) and the run's steps; empty where the runs have no long horizon."""
+    longs = [r.get("diagnostics", {}).get("long_horizon") for r in runs]
+    if not longs or any(h is None for h in longs):
+        return {}
+    out = {}
+    for name in (k[: -len("_growth")] for k in longs[0] if k.endswith("_growth")):
+        classes = [c for h in longs for c in h[f"{name}_growth"]]
+        exponents = [h[f"{name}_growth_exponent"] for h in longs]
+        out[name] = {"class": max(classes, key=GROWTH_CLASSES.index), "steps": longs[0]["steps"],
+                     "exponent": None if None in exponents else float(max(exponents))}
+    return out
+
+
 def summarise(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One line per model: mean and spread (std over seeds, 0 for a single run) of each score, overall and
     per group of test trajectories."""
@@ -103,6 +122,7 @@ def summarise(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if "physics" in mine[0]:
             entry["physics_kind"] = mine[0]["physics"]["kind"]
         entry["groups"] = {g: _scores([r["groups"][g] for r in mine]) for g in mine[0].get("groups", {})}
+        entry["invariant_growth"] = invariant_growth(mine)
         out.append(entry)
     return out
 

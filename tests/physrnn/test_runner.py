@@ -304,3 +304,51 @@ def test_a_study_of_trials_pairs_trajectories_by_index():
         study_from_dict(_trials_study(n_test=2, nvar={"delay": 2}))
     with pytest.raises(StudyConfigError, match="protocol must be one of ensemble, trials, got 'trial'"):
         study_from_dict({**_trials_study(nvar={"delay": 2}), "study": {"name": "x", "protocol": "trial"}})
+
+
+CONSERVATIVE = """
+[study]
+name = "conservative"
+seeds = [0]
+baselines = ["euler", "rk4", "linear"]
+[features]
+observation = "full"
+drive = "none"
+[diagnostics]
+long_steps = 20000
+long_starts = 2
+[train]
+system = "oscillator"
+n_traj = 4
+dt = 0.1
+t_end = 6.0
+seed = 1
+params = { natural_frequency = 1.3 }
+[test]
+system = "oscillator"
+n_traj = 2
+dt = 0.1
+t_end = 6.0
+seed = 2
+params = { natural_frequency = 1.3 }
+[models]
+"""
+
+
+def test_the_long_runs_say_which_maps_keep_the_energy_and_which_let_it_grow(tmp_path, capsys):
+    # Undamped, ω0 = 1.3, Δt = 0.1, 2 × 10⁴ steps: the least-squares linear map is the exact flow map (its
+    # energy error stays at rounding, 4e-13, whose growth is no model's), RK4 dissipates a little every step
+    # (secular, t^1) and Euler amplifies by √(1 + (ω0Δt)²) a step until it leaves the bound.
+    path = tmp_path / "conservative.toml"
+    path.write_text(CONSERVATIVE)
+    assert main(["study", str(path), "--root", str(tmp_path / "out"), "--quiet"]) == 0
+    report = tmp_path / "out" / "reports" / "conservative"
+    summary = {s["label"]: s for s in json.loads((report / "results.json").read_text())["summary"]}
+    growth = {label: s["invariant_growth"]["energy"] for label, s in summary.items()}
+    assert growth["linear"]["class"] == "bounded" and growth["rk4"]["class"] == "secular"
+    assert growth["linear"]["exponent"] == pytest.approx(0.0, abs=1e-12) and growth["rk4"]["exponent"] == pytest.approx(1.0, abs=0.01)
+    assert growth["euler"] == {"class": "diverged", "steps": 20000, "exponent": None}
+    md = (report / "report.md").read_text()
+    assert "energy error over 20000 steps" in md and "| rk4 | 1 |" in md and "secular (t^1.00)" in md
+    assert "invariant error growth (worst seed)" in md and "bounded (t^0.00)" in md
+    assert "| linear | 0 of 2 | – | energy 3.7" in md and "| energy bounded (t^0.00) (exact t^0.00) |" in md
