@@ -132,6 +132,8 @@ class Kepler(PhysicalSystem):
     MODEL_PARAMETERS = ("gravitational_parameter",)
     #: Per unit reduced mass: H = |v|²/2 − μ/r.
     CANONICAL = (("x", "y"), ("vx", "vy"))
+    #: A central force: rotating position and velocity together rotates the orbit.
+    ROTATIONS = (("x", "y"), ("vx", "vy"))
     # v̇ = −μ r/r³: linear in (x, y, vx, vy, x/r³, y/r³), which no polynomial in x and y holds.
     LIBRARY_DEGREE = 1
     LIBRARY_PARAMETER_DEGREE = {"gravitational_parameter": 1}

@@ -227,6 +227,10 @@ class PhysicalSystem:
     #: Symplectic model kinds read it through :meth:`canonical_coordinates`.
     CANONICAL: ClassVar[tuple[tuple[str, ...], tuple[str, ...]] | None] = None
 
+    #: Planar vectors of the state (pairs of names) that the system's rotational symmetry turns together: its
+    #: field and flow commute with rotating each of them by the same angle (Kepler's position and velocity).
+    ROTATIONS: ClassVar[tuple[tuple[str, str], ...]] = ()
+
     def hamiltonian_trajectories(self) -> np.ndarray:
         """Which trajectories move by Hamilton's equations in ``CANONICAL`` (bool, (n_traj,)): all of them where
         the system declares the split and has no friction to say otherwise."""

@@ -264,6 +264,10 @@ class SympNetConfig:
     angles : tuple of str
         Positions that are angles (the pendulum's ``theta``): the kicks' potentials see each as (cos, sin), so
         the map is 2π-periodic in them, as the physics is; the state itself stays unwrapped.
+    rotation : bool
+        Keep the system's rotational symmetry (its declared ``ROTATIONS``: Kepler's position and velocity): the
+        potentials see |q| and |p| alone, so the map turns with the orbit and conserves the angular momentum
+        q × p exactly.
 {training}    """
 
     units: int = 32
@@ -282,9 +286,12 @@ class SympNetConfig:
     cg_steps: int = 30
     precision: str = "float64"
     angles: tuple[str, ...] = ()
+    rotation: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.rotation, bool):
+            raise TypeError(f"rotation must be true or false, got {self.rotation!r}")
         for name in ("positions", "momenta"):
             _check_angles(getattr(self, name), name)
             object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -326,6 +333,13 @@ class SympNetConfig:
         if not_positions:
             raise ValueError(f"angles {', '.join(not_positions)} are not positions ({', '.join(positions)}); only a "
                              "position can be an angle")
+        if self.rotation:
+            declared = getattr(system, "ROTATIONS", ())
+            if len(positions) != 2 or set(declared) != {tuple(positions), tuple(momenta)} or self.angles:
+                name = "these data's system" if system is None else f"the {system.system} system"
+                raise ValueError(f"rotation = true turns the positions {list(positions)} and the momenta "
+                                 f"{list(momenta)} as two planar vectors, which {name} does not declare (its "
+                                 f"rotations: {[list(v) for v in declared] or 'none'}); set rotation = false")
         return tuple(names.index(n) for n in positions), tuple(names.index(n) for n in momenta)
 
     def check_system(self, system, state_names) -> None:

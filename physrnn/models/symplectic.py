@@ -23,6 +23,10 @@ harmonic oscillator's flow map is three shears; a known force F(t) enters H as �
 network holds the rest. With every amplitude, S and β zero, the
 map is the identity: that is where training starts.
 
+With ``rotation`` (a system that declares its positions and momenta as planar vectors turned together, as
+Kepler's are), each potential sees |q| or |p| alone: V(|q|) and T(|p|) are central, every shear turns with the
+orbit, and the angular momentum q × p is conserved exactly (a central kick changes p along q, a drift q along p).
+
 The network's output is the increment g = (Φ(o, u) − o)/Δt, so the kind trains and rolls out through the same
 trainer and compiled loop as the recurrent kinds; a rollout's o + Δt g equals Φ(o, u) to rounding.
 """
@@ -48,12 +52,13 @@ class SymplecticMap(keras.layers.Layer):
     """
 
     def __init__(self, n_obs: int, n_known: int, positions, momenta, angles, units: int, layers: int, dt: float,
-                 **kwargs):  # pragma: no mutate block (Keras reads this signature)
+                 rotation: bool = False, **kwargs):  # pragma: no mutate block (Keras reads this signature)
         super().__init__(**kwargs)
         self.n_obs, self.n_known = int(n_obs), int(n_known)
         self.positions, self.momenta = tuple(int(c) for c in positions), tuple(int(c) for c in momenta)
         self.angles = tuple(int(c) for c in angles)
         self.units, self.layers, self.dt = int(units), int(layers), float(dt)
+        self.rotation = bool(rotation)
         # Positions in the potential's order: the standardised ones (index into ``positions``), then the angles.
         index = lambda values: np.asarray(values, dtype=np.int32)  # noqa: E731 (an empty list stays integer)
         linear_at = [i for i, c in enumerate(self.positions) if c not in self.angles]
@@ -73,6 +78,10 @@ class SymplecticMap(keras.layers.Layer):
         self.u_scale = self.add_weight(name="u_scale", shape=(self.n_known,), trainable=False, initializer="ones")
         self.kick_scale = self.add_weight(name="kick_scale", shape=(), trainable=False, initializer="ones")
         self.drift_scale = self.add_weight(name="drift_scale", shape=(), trainable=False, initializer="ones")
+        if self.rotation:  # potentials of |q| and |p| alone: one feature each, standardised by these
+            n_features = n_lin = n = 1
+            self.radius = self.add_weight(name="radius_stats", shape=(2,), trainable=False, initializer="ones")
+            self.speed = self.add_weight(name="speed_stats", shape=(2,), trainable=False, initializer="ones")
         self.kicks = [self._potential(f"kick{k}", n_features, n_lin) for k in range(self.layers + 1)]
         self.drifts = [self._potential(f"drift{k}", n, n) for k in range(self.layers)]
 
@@ -91,7 +100,12 @@ class SymplecticMap(keras.layers.Layer):
                                             initializer="zeros")
         return w
 
-    def set_statistics(self, q: Scaler, p: Scaler, u: Scaler, kick_scale: float, drift_scale: float) -> None:
+    def set_statistics(self, q: Scaler, p: Scaler, u: Scaler, kick_scale: float, drift_scale: float,
+                       radius: Scaler | None = None, speed: Scaler | None = None) -> None:
+        """The standardisations (with ``rotation``, also of |q| and |p|) and each kind of shear's scale c."""
+        if self.rotation:
+            self.radius.assign(np.concatenate([radius.mean, radius.scale]))
+            self.speed.assign(np.concatenate([speed.mean, speed.scale]))
         self.q_mean.assign(q.mean)
         self.q_scale.assign(q.scale)
         self.p_mean.assign(p.mean)
@@ -116,8 +130,19 @@ class SymplecticMap(keras.layers.Layer):
         pad = ops.zeros_like(features[:, n_quadratic:])
         return grad + ops.concatenate([curvature, pad], axis=-1)
 
+    @staticmethod
+    def _radial(w, vector, stats, inputs):
+        """∇ of a potential of |v| alone, V'(|v|) v/|v| (0 at v = 0, where a smooth V of |v| is flat)."""
+        ops = keras.ops
+        norm = ops.sqrt(ops.sum(vector * vector, axis=-1, keepdims=True))
+        grad_f = SymplecticMap._gradient(w, (norm - stats[0]) / stats[1], 1, inputs)
+        safe = ops.where(norm > 0, norm, ops.ones_like(norm))
+        return ops.where(norm > 0, grad_f / stats[1] / safe, ops.zeros_like(norm)) * vector
+
     def _kick(self, w, q, p, inputs):
         ops = keras.ops
+        if self.rotation:
+            return p - self.kick_scale * self._radial(w, q, self.radius, inputs)
         lin = ops.take(q, self.linear_at, axis=-1)
         theta = ops.take(q, self.angle_at, axis=-1)
         scaled = (lin - ops.take(self.q_mean, self.linear_at)) / ops.take(self.q_scale, self.linear_at)
@@ -130,6 +155,8 @@ class SymplecticMap(keras.layers.Layer):
         return p - self.kick_scale * grad_q
 
     def _drift(self, w, q, p, inputs):
+        if self.rotation:
+            return q + self.drift_scale * self._radial(w, p, self.speed, inputs)
         features = (p - self.p_mean) / self.p_scale
         grad_f = self._gradient(w, features, len(self.positions), inputs)
         return q + self.drift_scale * grad_f / self.p_scale
@@ -153,7 +180,7 @@ class SymplecticMap(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "n_obs": self.n_obs, "n_known": self.n_known,
                 "positions": list(self.positions), "momenta": list(self.momenta), "angles": list(self.angles),
-                "units": self.units, "layers": self.layers, "dt": self.dt}
+                "units": self.units, "layers": self.layers, "dt": self.dt, "rotation": self.rotation}
 
 
 def _rms(values: np.ndarray) -> float:
@@ -182,8 +209,12 @@ class SympNet(TrainedNetworkModel):
         kick_scale = train.dt * _rms(rates[list(momenta)]) * _rms(q_scaler.scale) / (cfg.layers + 1)
         drift_scale = train.dt * _rms(rates[list(positions)]) * _rms(p_scaler.scale) / cfg.layers
         step = SymplecticMap(train.n_obs, train.n_known, positions, momenta, angles, cfg.units, cfg.layers,
-                             train.dt, dtype=dtype, name="symplectic_map")
+                             train.dt, cfg.rotation, dtype=dtype, name="symplectic_map")
+        radius, speed = (Scaler.fit(np.linalg.norm(v, axis=-1)[..., None]) for v in (q, p))
+        if cfg.rotation:  # a central potential's gradient is V'(r): its scale is r's
+            kick_scale *= radius.scale[0] / _rms(q_scaler.scale)
+            drift_scale *= speed.scale[0] / _rms(p_scaler.scale)
         step.set_statistics(q_scaler, p_scaler, Scaler.fit(train.known) if train.n_known else Scaler(
-            np.zeros(0), np.ones(0)), kick_scale, drift_scale)
+            np.zeros(0), np.ones(0)), kick_scale, drift_scale, radius, speed)
         inp = keras.Input((1, n_in), dtype=dtype, name="window")
         return keras.Model(inp, step(inp), name="sympnet_step_model")

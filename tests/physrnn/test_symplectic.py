@@ -16,15 +16,17 @@ from physrnn.study import StudyConfigError, study_from_dict
 from .helpers import TINY_STUDY
 
 
-def _random_map(n_obs, n_known, positions, momenta, angles, units=5, layers=2, seed=3):
+def _random_map(n_obs, n_known, positions, momenta, angles, units=5, layers=2, seed=3, rotation=False):
     """A map with every weight drawn at O(1) (amplitudes, quadratics, couplings too): far from the identity."""
     rng = np.random.default_rng(seed)
-    layer = SymplecticMap(n_obs, n_known, positions, momenta, angles, units, layers, 0.1, dtype="float64")
+    layer = SymplecticMap(n_obs, n_known, positions, momenta, angles, units, layers, 0.1, rotation,
+                          dtype="float64")
     for w in layer.trainable_weights:
         w.assign(rng.normal(size=w.shape))
     n = len(positions)
-    q, p, u = (pr.data.Scaler(rng.normal(size=k), rng.uniform(0.5, 2.0, size=k)) for k in (n, n, n_known))
-    layer.set_statistics(q, p, u, kick_scale=0.3, drift_scale=0.7)
+    q, p, u, radius, speed = (pr.data.Scaler(rng.normal(size=k), rng.uniform(0.5, 2.0, size=k))
+                              for k in (n, n, n_known, 1, 1))
+    layer.set_statistics(q, p, u, kick_scale=0.3, drift_scale=0.7, radius=radius, speed=speed)
     return layer
 
 
@@ -43,14 +45,16 @@ def _omega(n_obs, positions, momenta):
     return omega
 
 
-@pytest.mark.parametrize("n_obs, n_known, positions, momenta, angles", [
-    (4, 2, (0, 1), (2, 3), ()),  # Kepler's order with a drive's two features
-    (4, 0, (3, 0), (1, 2), ()),  # positions and momenta interleaved and out of order, no known inputs
-    (2, 3, (1,), (0,), (1,)),  # the momentum first, the position an angle, three known inputs
-    (6, 1, (0, 1, 2), (3, 4, 5), (1,)),  # three degrees of freedom, one an angle
+@pytest.mark.parametrize("n_obs, n_known, positions, momenta, angles, rotation", [
+    (4, 2, (0, 1), (2, 3), (), False),  # Kepler's order with a drive's two features
+    (4, 0, (3, 0), (1, 2), (), False),  # positions and momenta interleaved and out of order, no known inputs
+    (2, 3, (1,), (0,), (1,), False),  # the momentum first, the position an angle, three known inputs
+    (6, 1, (0, 1, 2), (3, 4, 5), (1,), False),  # three degrees of freedom, one an angle
+    (4, 1, (0, 1), (2, 3), (), True),  # central potentials of |q| and |p|
 ])
-def test_the_map_is_symplectic_for_any_weights_states_and_inputs(n_obs, n_known, positions, momenta, angles):
-    layer = _random_map(n_obs, n_known, positions, momenta, angles)
+def test_the_map_is_symplectic_for_any_weights_states_and_inputs(n_obs, n_known, positions, momenta, angles,
+                                                                  rotation):
+    layer = _random_map(n_obs, n_known, positions, momenta, angles, rotation=rotation)
     rng = np.random.default_rng(7)
     states, known = rng.normal(scale=2.0, size=(16, n_obs)), rng.normal(size=(16, n_known))
     jac = _flow_jacobian(layer, states, known)
@@ -59,6 +63,22 @@ def test_the_map_is_symplectic_for_any_weights_states_and_inputs(n_obs, n_known,
     assert np.abs(jac[0] - jac[1]).max() > 0.1  # and not linear: the Jacobian changes from state to state
     np.testing.assert_allclose(np.einsum("bji,jk,bkl->bil", jac, omega, jac), np.broadcast_to(omega, jac.shape),
                                atol=1e-12)
+
+
+def test_central_potentials_turn_with_the_orbit_and_keep_its_angular_momentum():
+    layer = _random_map(4, 1, (0, 1), (2, 3), (), rotation=True)
+    rng = np.random.default_rng(5)
+    states, known = rng.normal(scale=1.5, size=(16, 4)), rng.normal(size=(16, 1))
+    step = np.asarray(layer.flow(tf.constant(states), tf.constant(known)))
+    assert np.abs(step - states).max() > 1.0
+    momentum = lambda s: s[:, 0] * s[:, 3] - s[:, 1] * s[:, 2]  # noqa: E731
+    np.testing.assert_allclose(momentum(step), momentum(states), rtol=0, atol=1e-12)
+    c, s_ = np.cos(2.2), np.sin(2.2)
+    rot = np.kron(np.eye(2), [[c, -s_], [s_, c]])  # x, y and vx, vy turned alike
+    turned = np.asarray(layer.flow(tf.constant(states @ rot.T), tf.constant(known)))
+    np.testing.assert_allclose(turned, step @ rot.T, atol=1e-12)
+    still = np.zeros((1, 4))  # at rest at the centre: no direction to push along, and no NaN
+    np.testing.assert_array_equal(np.asarray(layer.flow(tf.constant(still), tf.constant(known[:1]))), still)
 
 
 def test_the_map_is_periodic_in_its_angles_and_unwraps_them():
@@ -91,15 +111,19 @@ def test_the_harmonic_oscillators_flow_map_is_fitted_to_rounding():
     assert np.abs(rollout.observed - val.observed).max() < 1e-12
 
 
-def test_a_fitted_map_saves_and_reloads_bit_for_bit(tmp_path):
-    data = pr.StepData.from_trajectories(pr.simulate(system="pendulum", n_traj=4, dt=0.1, t_end=6.0, seed=2,
-                                                     natural_frequency=1.2))
-    model = pr.build_model("sympnet", units=4, layers=1, epochs=1, angles=["theta"]).fit(data, verbose=0)
+@pytest.mark.parametrize("system, settings", [("pendulum", {"angles": ["theta"]}), ("kepler", {"rotation": True})])
+def test_a_fitted_map_saves_and_reloads_bit_for_bit(tmp_path, system, settings):
+    data = pr.StepData.from_trajectories(pr.simulate(system=system, n_traj=4, dt=0.1, t_end=6.0, seed=2))
+    model = pr.build_model("sympnet", units=4, layers=1, epochs=1, **settings).fit(data, verbose=0)
     again = pr.load_model(model.save(tmp_path / "sympnet.keras"))
-    np.testing.assert_array_equal(again.rollout(data).observed, model.rollout(data).observed)
+    roll = model.rollout(data)
+    np.testing.assert_array_equal(again.rollout(data).observed, roll.observed)
     np.testing.assert_array_equal(again.step_jacobian(data, [3, 9]), model.step_jacobian(data, [3, 9]))
-    # The step Jacobian of the map is symplectic: det = 1 in one degree of freedom.
+    # The step Jacobian is symplectic (det J = 1 at least), and Kepler's central map keeps q × p to rounding.
     assert np.linalg.det(model.step_jacobian(data, [3, 9])[..., 0, :, :]) == pytest.approx(1.0, abs=1e-12)
+    if system == "kepler":
+        h = data.system.angular_momentum(roll.observed)
+        np.testing.assert_allclose(h, h[:, :1] + 0 * h, rtol=1e-13)
 
 
 def _data(system, observation="full", **params):
@@ -134,6 +158,18 @@ def test_partial_observations_and_arrays_are_refused_and_arrays_may_name_their_s
         pr.build_model("sympnet", units=2, epochs=1).fit(arrays, verbose=0)
     model = pr.build_model("sympnet", units=2, epochs=1, positions=["q"], momenta=["p"]).fit(arrays, verbose=0)
     assert model.rollout(arrays).observed.shape == states.shape
+
+
+def test_rotation_needs_the_systems_declared_planar_vectors():
+    with pytest.raises(ValueError, match=re.escape(
+            "rotation = true turns the positions ['theta'] and the momenta ['omega'] as two planar vectors, which the "
+            "pendulum system does not declare (its rotations: none); set rotation = false")):
+        pr.build_model("sympnet", units=2, epochs=1, rotation=True).fit(_data("pendulum"), verbose=0)
+    with pytest.raises(ValueError, match=re.escape("its rotations: [['x', 'y'], ['vx', 'vy']]")):
+        pr.build_model("sympnet", units=2, epochs=1, rotation=True, positions=["x", "vx"], momenta=["y", "vy"]).fit(
+            _data("kepler"), verbose=0)
+    with pytest.raises(TypeError, match="^rotation must be true or false, got 1$"):
+        pr.build_model("sympnet", rotation=1)
 
 
 def test_settings_pair_positions_with_momenta():

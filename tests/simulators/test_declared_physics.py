@@ -366,3 +366,22 @@ def test_friction_takes_the_split_away_and_its_flow_contracts_area():
     assert np.linalg.det(jac) == pytest.approx(np.exp(-0.35 * 2.0), rel=1e-6)
     assert Kepler().canonical_coordinates() == (("x", "y"), ("vx", "vy"))
     assert VanDerPol(mu=0.0).canonical_coordinates() is None and LotkaVolterra().canonical_coordinates() is None
+
+
+def test_keplers_declared_rotations_commute_with_its_field_and_its_flow():
+    # Rotating position and velocity by the same angle rotates the whole orbit (a wrong pair, say (x, vx),
+    # fails both checks); the flow is Kepler's equation itself, the field the force law.
+    system = Kepler(gravitational_parameter=1.7)
+    assert system.ROTATIONS == (("x", "y"), ("vx", "vy"))
+    names = list(system.state_names)
+    angle = 0.83
+    rot = np.eye(4)
+    for a, b in system.ROTATIONS:
+        i, j = names.index(a), names.index(b)
+        rot[np.ix_([i, j], [i, j])] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    s0 = np.array([[1.3, -0.2, 0.3, 1.1], [0.4, 0.9, -1.2, 0.5]])
+    np.testing.assert_allclose(system.rhs(0.0, s0 @ rot.T), system.rhs(0.0, s0) @ rot.T, rtol=1e-13)
+    t = np.linspace(0.0, 7.0, 50)
+    turned, orbit = system.exact(s0 @ rot.T, t), system.exact(s0, t)
+    np.testing.assert_allclose(turned, orbit @ rot.T, atol=1e-12)
+    assert np.abs(orbit @ rot.T - orbit).max() > 0.5  # the rotation is not a symmetry of the states themselves
