@@ -52,6 +52,18 @@ def _check_training(cfg) -> None:
     if cfg.schedule not in ("cosine", "plateau"):
         raise ValueError(f"unknown schedule {cfg.schedule!r}; choose cosine or plateau")
     _check_precision(cfg.precision)
+    horizons = cfg.horizons
+    if isinstance(horizons, (str, bytes)) or not isinstance(horizons, (list, tuple)) or not all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in horizons):
+        raise ValueError(f"horizons must be a list of whole numbers of steps such as [4, 16], got {horizons!r}")
+    object.__setattr__(cfg, "horizons", tuple(int(k) for k in horizons))
+    steps = (cfg.rollout_steps, *cfg.horizons)
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"horizons must rise from rollout_steps = {cfg.rollout_steps}, got {list(horizons)}; give "
+                         "longer horizons, each longer than the last")
+    if cfg.horizons and not (cfg.refine == "lm" and cfg.refine_steps):
+        raise ValueError("horizons continue training by Levenberg–Marquardt: set refine = \"lm\" and refine_steps "
+                         "(for example 200)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +94,12 @@ class RecurrentConfig:
         Early stopping on the validation loss, restoring the best weights.
     rollout_steps : int
         1: one-step teacher forcing; K > 1: the loss is averaged over K steps of the model's own rollout.
+    horizons : tuple of int
+        A curriculum after that training: Levenberg–Marquardt continued on each of these longer rollout horizons
+        in turn (e.g. [4, 16]; each stage's windows strided by its horizon, so that a stage costs about what the
+        one-step stage does). The weights kept are those of the stage whose closed loops of the validation
+        trajectories err least (fewest diverged, then the lowest RMSE over their whole length in units of the
+        training spread). Needs ``refine = "lm"``, ``refine_steps`` and validation data.
     refine_steps : int
         After Adam, at most this many iterations of a full-batch second-order method on the same loss (0:
         none). Adam's gradient noise leaves a floor on the loss that a second-order method removes on these
@@ -120,6 +138,7 @@ class RecurrentConfig:
     clipnorm: float = 1.0
     patience: int = 20
     rollout_steps: int = 1
+    horizons: tuple[int, ...] = ()
     refine_steps: int = 0
     refine: str = "lm"
     cg_steps: int = 30
@@ -281,6 +300,7 @@ class SympNetConfig:
     clipnorm: float = 1.0
     patience: int = 20
     rollout_steps: int = 1
+    horizons: tuple[int, ...] = ()
     refine_steps: int = 0
     refine: str = "lm"
     cg_steps: int = 30
@@ -360,7 +380,8 @@ def _doc_entries(doc: str, names) -> str:
 
 
 SympNetConfig.__doc__ = SympNetConfig.__doc__.replace("{training}", _doc_entries(RecurrentConfig.__doc__, (
-    "epochs", "batch_size", "learning_rate", "schedule", "clipnorm", "patience", "rollout_steps", "refine_steps",
+    "epochs", "batch_size", "learning_rate", "schedule", "clipnorm", "patience", "rollout_steps", "horizons",
+    "refine_steps",
     "refine", "cg_steps", "precision", "seed")))
 
 

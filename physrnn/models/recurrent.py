@@ -23,6 +23,7 @@ from .layers import AngleFeatures, IncrementFromValue, standardize
 from .levenberg import levenberg_marquardt
 from .linear import NetworkModel
 from .rollout import window_jacobian, windowed_rollout
+from .selection import closed_loop_scores
 
 __all__ = ["GRU", "LSTM", "RecurrentStepModel", "SimpleRNN", "TrainedNetworkModel"]
 
@@ -186,6 +187,9 @@ class TrainedNetworkModel(NetworkModel):
 
     def _train(self, train, validation, *, verbose, checkpoint_dir, callbacks):
         cfg = self.config
+        if cfg.horizons and validation is None:
+            raise ValueError(f"the {self.kind} model's horizons are chosen on the closed loops of validation "
+                             "trajectories: pass validation data to fit(), or leave horizons out")
         x, y = train.windows(cfg.window, cfg.rollout_steps)
         self.network_ = self._network_for(train, x.shape[-1])
         trainer = StepTrainer(self.network_, Scaler.fit(train.targets).scale, train.dt, cfg.window,
@@ -222,6 +226,52 @@ class TrainedNetworkModel(NetworkModel):
                                                      cg_steps=cfg.cg_steps, verbose=verbose, callbacks=callbacks))
         elif cfg.refine_steps:
             self.history_.update(_refine(trainer, (x, y), val, cfg.refine_steps, cfg.precision, callbacks))
+        if cfg.horizons:
+            self.history_.update(self._curriculum(train, validation, verbose=verbose, callbacks=callbacks))
+
+    def _curriculum(self, train, validation, *, verbose, callbacks) -> dict[str, list[float]]:
+        """Levenberg–Marquardt on each of ``horizons`` in turn, from where the last stage ended; the stage whose
+        validation closed loops err least keeps its weights (see the config's ``horizons``). Returns the record:
+        per stage (the first is the training before the curriculum) its horizon, closed-loop divergences and
+        RMSE, LM iterations and best validation loss; and the stage kept."""
+        cfg = self.config
+        spread = np.std(train.observed.reshape(-1, train.n_obs), axis=0)
+        increment_scale = Scaler.fit(train.targets).scale
+
+        def score() -> tuple[float, float]:
+            observed, _ = self._rollout(validation, self.min_context, validation.observed.shape[1], self.bound_)
+            diverged, rmse = closed_loop_scores(observed[None], validation.observed, self.min_context, spread)
+            return float(diverged[0]), float(rmse[0])
+
+        record = {"curriculum_horizons": [cfg.rollout_steps], "curriculum_val_diverged": [], "curriculum_val_rmse": [],
+                  "curriculum_lm_iterations": [len(self.history_.get("lm_loss", ()))],
+                  "curriculum_lm_best_val_loss": [self.history_.get("lm_best_val_loss", [np.nan])[-1]]}
+        stages = [self.network_.get_weights()]
+        for horizon in cfg.horizons:
+            diverged, rmse = score()
+            record["curriculum_val_diverged"].append(diverged)
+            record["curriculum_val_rmse"].append(rmse)
+            # Every horizon-th window: about as many residuals as one-step training, each horizon steps deep.
+            x, y = (a[::horizon] for a in train.windows(cfg.window, horizon))
+            val = tuple(a[::horizon] for a in validation.windows(cfg.window, horizon))
+            trainer = StepTrainer(self.network_, increment_scale, train.dt, cfg.window, horizon, train.n_obs,
+                                  cfg.precision)
+            stage = levenberg_marquardt(trainer, (x, y), val, steps=cfg.refine_steps, patience=cfg.patience,
+                                        dtype=cfg.precision, cg_steps=cfg.cg_steps, verbose=verbose,
+                                        callbacks=callbacks)
+            record["curriculum_horizons"].append(horizon)
+            record["curriculum_lm_iterations"].append(stage["lm_iterations"][0])
+            record["curriculum_lm_best_val_loss"].append(stage["lm_best_val_loss"][0])
+            stages.append(self.network_.get_weights())
+        diverged, rmse = score()
+        record["curriculum_val_diverged"].append(diverged)
+        record["curriculum_val_rmse"].append(rmse)
+        # Fewest diverged, then the lowest error; a tie keeps the earlier (shorter-horizon) stage.
+        kept = min(range(len(stages)), key=lambda i: (record["curriculum_val_diverged"][i],
+                                                      record["curriculum_val_rmse"][i], i))
+        self.network_.set_weights(stages[kept])
+        record["curriculum_kept"] = [kept]
+        return record
 
     def _rollout(self, data, context, n_steps, bound):
         return windowed_rollout(self.network_, data, self.config.window, context, n_steps, self.dt_, bound,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["choose_on_closed_loops", "validation_needed"]
+__all__ = ["choose_on_closed_loops", "closed_loop_scores", "validation_needed"]
 
 
 def choose_on_closed_loops(observed: np.ndarray, truth: np.ndarray, context: int, spread: np.ndarray,
@@ -23,6 +23,17 @@ def choose_on_closed_loops(observed: np.ndarray, truth: np.ndarray, context: int
     ``name`` (``"ridge"``, ``"threshold"``): ``{name}s`` (the candidates), ``val_diverged`` (counts) and
     ``val_rmse`` (None where every loop diverged).
     """
+    diverged, mean = closed_loop_scores(observed, truth, context, spread)
+    best = min(range(len(candidates)), key=lambda i: (diverged[i], mean[i], -candidates[i]))
+    record = {f"{name}s": [float(c) for c in candidates], "val_diverged": diverged.astype(float).tolist(),
+              "val_rmse": [float(m) if np.isfinite(m) else None for m in mean]}
+    return float(candidates[best]), record
+
+
+def closed_loop_scores(observed: np.ndarray, truth: np.ndarray, context: int,
+                       spread: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(diverged count, mean RMSE over the bounded loops; inf where all diverged) per candidate, as
+    :func:`choose_on_closed_loops` judges them."""
     spread = np.where(spread > 0, spread, 1.0)
     error = (observed[:, :, context:] - truth[None, :, context:observed.shape[2]]) / spread
     with np.errstate(invalid="ignore"):
@@ -30,11 +41,8 @@ def choose_on_closed_loops(observed: np.ndarray, truth: np.ndarray, context: int
     n_traj = rmse.shape[1]
     diverged = np.isnan(rmse).sum(axis=1)
     total = np.where(np.isnan(rmse), 0.0, rmse).sum(axis=1)
-    mean = np.divide(total, n_traj - diverged, out=np.full(len(candidates), np.inf), where=diverged < n_traj)
-    best = min(range(len(candidates)), key=lambda i: (diverged[i], mean[i], -candidates[i]))
-    record = {f"{name}s": [float(c) for c in candidates], "val_diverged": diverged.astype(float).tolist(),
-              "val_rmse": [float(m) if np.isfinite(m) else None for m in mean]}
-    return float(candidates[best]), record
+    mean = np.divide(total, n_traj - diverged, out=np.full(len(observed), np.inf), where=diverged < n_traj)
+    return diverged, mean
 
 
 def validation_needed(kind: str, setting: str, example: float) -> ValueError:

@@ -32,9 +32,13 @@ STUDY_FIELDS = {
 STRINGS = {"schedule": "plateau", "target": "value", "precision": {"float32": "float64", "float64": "float32"},
            "refine": {"lm": "lbfgs", "lbfgs": "lm"}, "library": {"declared": "polynomial", "polynomial": "declared"}}
 #: Alternatives for tuple-valued settings.
-TUPLES = {"angles": ("theta",), "ridges": (1e-6,), "thresholds": (1e-3,), "positions": ("x",), "momenta": ("v",)}
+TUPLES = {"angles": ("theta",), "ridges": (1e-6,), "thresholds": (1e-3,), "positions": ("x",), "momenta": ("v",),
+          "horizons": (4,)}
 #: Settings valid only together (a symplectic map's positions and momenta pair up): changed together.
 PAIRED = {"positions": "momenta", "momenta": "positions"}
+#: Settings valid only beside others (a curriculum of horizons continues Levenberg–Marquardt training): the
+#: others are set in both configs compared, so that the setting alone differs.
+COMPANIONS = {"horizons": {"refine": "lm", "refine_steps": 1, "precision": "float64"}}
 
 
 def _other(name, value):
@@ -69,8 +73,10 @@ def test_every_model_setting_changes_the_model_key(kind):
         if field.name in (model_kind(kind).fixed or {}):
             continue  # pinned by the kind (a GRU's cell): the kind itself is in the key
         names = [field.name, *([PAIRED[field.name]] if field.name in PAIRED else [])]
-        changed = dataclasses.replace(base_config, **{name: _other(name, getattr(base_config, name)) for name in names})
-        assert model_key(kind, changed, features, "data", 0, 0.2) != base, (kind, field.name)
+        start = dataclasses.replace(base_config, **COMPANIONS.get(field.name, {}))
+        changed = dataclasses.replace(start, **{name: _other(name, getattr(start, name)) for name in names})
+        assert model_key(kind, changed, features, "data", 0, 0.2) != model_key(kind, start, features, "data", 0, 0.2), (
+            kind, field.name)
     assert model_key(kind, base_config, features, "data", 1, 0.2) != base  # the split seed
     assert model_key(kind, base_config, features, "data", 0, 0.3) != base  # the validation fraction
     assert model_key(kind, base_config, features, "other", 0, 0.2) != base  # the training data

@@ -185,3 +185,49 @@ def test_a_study_refuses_a_symplectic_model_of_damped_motion_before_any_work():
     with pytest.raises(StudyConfigError, match=r"\[models.sympnet\] a sympnet model needs Hamiltonian motion, and "
                                                r"the oscillator system has damped trajectories"):
         study_from_dict(raw)
+
+
+def test_a_curriculum_of_horizons_keeps_the_stage_whose_validation_loops_err_least(monkeypatch):
+    # The rule on its sequence: every stage is scored on the validation closed loops, the kept weights are the
+    # best stage's, and a stage that makes things worse (here one planted to blow up) is not kept.
+    import physrnn.models.recurrent as recurrent
+
+    data = pr.StepData.from_trajectories(pr.simulate(system="pendulum", n_traj=6, dt=0.1, t_end=8.0, seed=3,
+                                                     natural_frequency=1.2))
+    train, val = data.take(np.arange(4)), data.take(np.arange(4, 6))
+    real = recurrent.levenberg_marquardt
+    calls = []
+
+    def planted(trainer, train_set, val_set, **options):
+        calls.append((trainer.horizon, train_set[0].shape, val_set[0].shape))
+        out = real(trainer, train_set, val_set, **options)
+        if trainer.horizon == 6:  # the last stage ruins the map
+            trainer.network.set_weights([w * 3.0 for w in trainer.network.get_weights()])
+        return out
+
+    monkeypatch.setattr(recurrent, "levenberg_marquardt", planted)
+    model = pr.build_model("sympnet", units=2, layers=1, epochs=1, batch_size=32, refine_steps=6, horizons=[3, 6],
+                           angles=["theta"]).fit(train, val, verbose=0)
+    h = model.history_
+    # The first call is the one-step training; then one per horizon, on every horizon-th window.
+    assert [c[0] for c in calls] == [1, 3, 6]
+    assert calls[1][1] == (len(train.windows(1, 3)[0][::3]), 3, 4) and calls[2][1][1] == 6
+    assert calls[2][2][0] == len(val.windows(1, 6)[0][::6])
+    assert h["curriculum_horizons"] == [1, 3, 6] and len(h["curriculum_val_rmse"]) == 3
+    assert h["curriculum_lm_iterations"][1:] == [c for c in h["curriculum_lm_iterations"][1:] if 0 < c <= 6]
+    kept = h["curriculum_kept"][0]
+    scores = list(zip(h["curriculum_val_diverged"], h["curriculum_val_rmse"]))
+    assert kept == min(range(3), key=lambda i: (scores[i], i)) and kept != 2
+    assert scores[2] > scores[kept]
+    # The model holds the kept stage's weights: its closed loops score what the record says.
+    roll = model.rollout(val)
+    spread = np.std(train.observed.reshape(-1, 2), axis=0)
+    err = (roll.observed[:, 1:] - val.observed[:, 1:]) / spread
+    assert np.sqrt(np.mean(err**2, axis=(1, 2))).mean() == pytest.approx(h["curriculum_val_rmse"][kept], rel=1e-12)
+
+
+def test_a_curriculum_needs_validation_data():
+    data = _data("pendulum")
+    with pytest.raises(ValueError, match="^the sympnet model's horizons are chosen on the closed loops of validation "
+                                         "trajectories: pass validation data to fit"):
+        pr.build_model("sympnet", units=2, epochs=1, refine_steps=2, horizons=[2]).fit(data, verbose=0)
