@@ -123,6 +123,10 @@ class RecurrentConfig:
     angles : tuple of str
         Observed components that are angles (the pendulum's ``theta``): the network sees each as (cos, sin),
         so its increment is 2π-periodic in them, as the physics is; the state itself stays unwrapped.
+    rotation : bool
+        Keep the system's rotational symmetry (its declared ``ROTATIONS``: Kepler's position and velocity): each
+        window is turned so that its latest position lies on the x axis (the network sees r, the radial and the
+        tangential velocity) and the increment is turned back, so the step map turns with the orbit exactly.
     seed : int
         Seed of the initial weights and of the batch order (a study sets it per seed).
     """
@@ -145,9 +149,12 @@ class RecurrentConfig:
     target: str = "increment"
     precision: str = "float32"
     angles: tuple[str, ...] = ()
+    rotation: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.rotation, bool):
+            raise TypeError(f"rotation must be true or false, got {self.rotation!r}")
         _check_angles(self.angles)
         object.__setattr__(self, "angles", tuple(self.angles))
         if self.cell not in ("simplernn", "gru", "lstm"):

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..data import Scaler, angle_features
 
-__all__ = ["AngleFeatures", "IncrementFromValue", "Standardize", "angle_features", "standardize"]
+__all__ = ["AngleFeatures", "IncrementFromValue", "PlaneFrame", "Standardize", "angle_features", "plane_frame",
+           "standardize"]
 
 
 @keras.saving.register_keras_serializable(package="physrnn")
@@ -77,3 +78,40 @@ class AngleFeatures(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_in": self.n_in, "columns": list(self.columns)}
+
+
+def plane_frame(x, pairs, *, xp=np, angle_from=None, invert: bool = False):
+    """``x`` (..., n) with each planar vector (the column ``pairs``) turned by −φ, φ the polar angle of the first
+    pair in ``angle_from`` (..., n) (default: ``x`` itself): the first vector then lies on the positive x axis,
+    and every other turns with it. ``invert`` turns by +φ. ``xp``: NumPy, or ``keras.ops`` inside a network."""
+    ref = x if angle_from is None else angle_from
+    a, b = pairs[0]
+    phi = xp.arctan2(ref[..., b], ref[..., a])
+    c, s = xp.cos(phi), xp.sin(phi)
+    if invert:
+        s = -s
+    columns = [x[..., i] for i in range(x.shape[-1])]
+    for i, j in pairs:
+        columns[i], columns[j] = c * x[..., i] + s * x[..., j], -s * x[..., i] + c * x[..., j]
+    return xp.stack(columns, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="physrnn")
+class PlaneFrame(keras.layers.Layer):
+    """The co-rotating frame of a system's rotational symmetry (:func:`plane_frame`). Called on a window
+    (batch, w, n_in), it turns every step by the angle of the window's latest position; called on
+    ``[g, window]`` with ``invert``, it turns the increment g (batch, n_obs) back by the same angle. A network
+    between the two is exactly rotation-equivariant."""
+
+    def __init__(self, pairs, *, invert: bool = False, **kwargs):  # pragma: no mutate block (Keras reads this signature)
+        super().__init__(**kwargs)
+        self.pairs, self.invert = tuple(tuple(int(c) for c in p) for p in pairs), bool(invert)
+
+    def call(self, inputs):
+        if self.invert:
+            g, window = inputs
+            return plane_frame(g, self.pairs, xp=keras.ops, angle_from=window[:, -1], invert=True)
+        return plane_frame(inputs, self.pairs, xp=keras.ops, angle_from=inputs[:, -1:])
+
+    def get_config(self):
+        return {**super().get_config(), "pairs": [list(p) for p in self.pairs], "invert": self.invert}

@@ -19,13 +19,13 @@ import tensorflow as tf
 
 from ..data import Scaler, angle_columns, angle_features
 from .configs import RecurrentConfig
-from .layers import AngleFeatures, IncrementFromValue, standardize
+from .layers import AngleFeatures, IncrementFromValue, PlaneFrame, plane_frame, standardize
 from .levenberg import levenberg_marquardt
 from .linear import NetworkModel
 from .rollout import window_jacobian, windowed_rollout
 from .selection import closed_loop_scores
 
-__all__ = ["GRU", "LSTM", "RecurrentStepModel", "SimpleRNN", "TrainedNetworkModel"]
+__all__ = ["GRU", "LSTM", "RecurrentStepModel", "SimpleRNN", "TrainedNetworkModel", "rotation_pairs"]
 
 
 @contextmanager
@@ -296,15 +296,23 @@ class RecurrentStepModel(TrainedNetworkModel):
     def _network_for(self, train, n_in: int) -> keras.Model:
         cfg = self.config
         self._angle_columns = angle_columns(cfg.angles, train.state_names)
-        in_scaler = Scaler.fit(angle_features(train.inputs[:, :-1], self._angle_columns))
-        increment_scaler = Scaler.fit(train.targets)
-        out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(train.observed[:, 1:])
+        self._pairs = rotation_pairs(train.system, train.state_names) if cfg.rotation else ()
+        inputs, targets, values = train.inputs[:, :-1], train.targets, train.observed[:, 1:]
+        if self._pairs:  # the scalings of what the network sees: each step in its own co-rotating frame
+            inputs = plane_frame(inputs, self._pairs)
+            targets = plane_frame(targets, self._pairs, angle_from=train.observed[:, :-1])
+            values = plane_frame(values, self._pairs, angle_from=train.observed[:, :-1])
+        in_scaler = Scaler.fit(angle_features(inputs, self._angle_columns))
+        increment_scaler = Scaler.fit(targets)
+        out_scaler = increment_scaler if cfg.target == "increment" else Scaler.fit(values)
         return self._build(n_in, train.n_obs, in_scaler, out_scaler, train.dt)
 
     def _build(self, n_in: int, n_obs: int, in_scaler: Scaler, out_scaler: Scaler, dt: float) -> keras.Model:
         cfg, dtype = self.config, self.config.precision
         inp = keras.Input((cfg.window, n_in), dtype=dtype, name="window")
         z = inp
+        if self._pairs:
+            z = PlaneFrame(self._pairs, dtype=dtype, name="co_rotating")(z)
         if self._angle_columns:
             z = AngleFeatures(n_in, self._angle_columns, dtype=dtype, name="angles")(z)
         z = standardize(in_scaler, "input_scaling", dtype)(z)
@@ -314,8 +322,25 @@ class RecurrentStepModel(TrainedNetworkModel):
         z = keras.layers.Dense(n_obs, dtype=dtype, name=f"{cfg.target}_scaled")(z)
         out = standardize(out_scaler, cfg.target, dtype, invert=True)(z)
         if cfg.target == "value":
+            if self._pairs:  # the value turned back first: o_i is in the fixed frame
+                out = PlaneFrame(self._pairs, invert=True, dtype=dtype, name="value_turned_back")([out, inp])
             out = IncrementFromValue(n_obs, dt, dtype=dtype, name="increment")([out, inp])
+        elif self._pairs:
+            out = PlaneFrame(self._pairs, invert=True, dtype=dtype, name="turned_back")([out, inp])
         return keras.Model(inp, out, name=f"{cfg.cell}_step_model")
+
+
+def rotation_pairs(system, state_names) -> tuple[tuple[int, int], ...]:
+    """The observed columns of each planar vector ``system`` declares to turn under its rotational symmetry
+    (``ROTATIONS``); refused in one line where it declares none or a vector is not observed whole."""
+    declared = getattr(system, "ROTATIONS", ())
+    names = list(state_names)
+    if not declared or not all(a in names and b in names for a, b in declared):
+        what = "these data's system declares" if system is None else f"the {system.system} system declares"
+        raise ValueError(f"rotation = true turns the planar vectors a system declares, and {what} "
+                         f"{[list(v) for v in declared] or 'none'} among the observed {', '.join(names)}; set "
+                         "rotation = false")
+    return tuple((names.index(a), names.index(b)) for a, b in declared)
 
 
 _CHECKPOINT_STAMP = "physrnn-checkpoint.json"
