@@ -49,7 +49,7 @@ _EXPORTS = {
     "model_kinds": "physrnn.models", "Rollout": "physrnn.models", "StepModel": "physrnn.models",
     "SimpleRNN": "physrnn.models", "GRU": "physrnn.models", "LSTM": "physrnn.models",
     "ESN": ("physrnn.models", "EchoStateNetwork"), "LinearMap": ("physrnn.models", "LinearFlowMap"),
-    "NVAR": "physrnn.models", "SINDy": "physrnn.models",
+    "NVAR": "physrnn.models", "SINDy": "physrnn.models", "SympNet": "physrnn.models",
     "Persistence": "physrnn.models", "Euler": ("physrnn.models", "EulerBaseline"),
     "RK4": ("physrnn.models", "RK4Baseline"),
     # evaluation and results

@@ -7,6 +7,7 @@
 ``linear``         Least-squares affine map from the same window of inputs to g (:mod:`.linear`).
 ``nvar``           Next-generation reservoir (:mod:`.nvar`): ridge readout on a delay embedding and its monomials.
 ``sindy``          Sparse identification of the vector field (:mod:`.sindy`, PySINDy), rolled out by RK4.
+``sympnet``        A step map symplectic for any weights (:mod:`.symplectic`): kicks and drifts by learned potentials.
 ``persistence``    g = 0 (:mod:`.baselines`, like the two below).
 ``euler``, ``rk4`` One explicit Euler or classical RK4 step of the *true* right-hand side at the same Δt.
 =================  ==========================================================================================
@@ -26,11 +27,13 @@ from typing import Any
 
 from .base import Rollout, StepModel, check_model_path, diverging, load_model
 from .configs import (EchoStateConfig, LinearConfig, ModelKind, NoConfig, NVARConfig, RecurrentConfig, SINDyConfig,
+                      SympNetConfig,
                       describe_settings, model_class, model_config, model_kind, model_kinds, register_model)
 
 __all__ = ["GRU", "LSTM", "EchoStateCell", "EchoStateConfig", "EchoStateNetwork", "EulerBaseline", "LinearConfig",
            "LinearFlowMap", "ModelKind", "NVAR", "NVARConfig", "NoConfig", "Persistence", "RK4Baseline", "RecurrentConfig",
-           "RecurrentStepModel", "Rollout", "SINDy", "SINDyConfig", "SimpleRNN", "StepModel", "build_model", "check_model_path",
+           "RecurrentStepModel", "Rollout", "SINDy", "SINDyConfig", "SimpleRNN", "StepModel", "SympNet",
+           "SympNetConfig", "build_model", "check_model_path",
            "describe_settings",
            "diverging", "load_model", "model_class", "model_config", "model_kind", "model_kinds", "register_model",
            "ridge_readout"]
@@ -38,7 +41,7 @@ __all__ = ["GRU", "LSTM", "EchoStateCell", "EchoStateConfig", "EchoStateNetwork"
 # Classes that live in a module importing TensorFlow: loaded on first access (PEP 562).
 _LAZY = {"GRU": "recurrent", "LSTM": "recurrent", "SimpleRNN": "recurrent", "RecurrentStepModel": "recurrent",
          "EchoStateCell": "esn", "EchoStateNetwork": "esn", "LinearFlowMap": "linear", "ridge_readout": "linear",
-         "NVAR": "nvar", "SINDy": "sindy",
+         "NVAR": "nvar", "SINDy": "sindy", "SympNet": "symplectic",
          "Persistence": "baselines", "EulerBaseline": "baselines", "RK4Baseline": "baselines"}
 
 
