@@ -18,7 +18,7 @@ import numpy as np
 
 from simulators._validation import check_memory
 
-__all__ = ["EchoStateConfig", "LinearConfig", "ModelKind", "NoConfig", "PRECISIONS", "RecurrentConfig", "SympNetConfig",
+__all__ = ["EchoStateConfig", "LinearConfig", "ModelKind", "NetworkTraining", "NoConfig", "PRECISIONS", "RecurrentConfig", "SympNetConfig",
            "describe_settings", "model_class", "model_config", "model_kind", "model_kinds", "register_model"]
 
 PRECISIONS = ("float32", "float64")
@@ -67,18 +67,12 @@ def _check_training(cfg) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecurrentConfig:
-    """A Keras recurrent step model and how to train it.
+class NetworkTraining:
+    """How a network step model is trained (the settings every network kind shares): Adam on the one-step or a
+    closed-loop loss, then optionally a second-order method and a curriculum of longer horizons.
 
     Parameters
     ----------
-    cell : {"simplernn", "gru", "lstm"}
-    units : int
-        Hidden units per layer.
-    layers : int
-        Stacked recurrent layers.
-    window : int
-        Inputs the model sees per prediction (from a zero state), in training and rollout alike.
     epochs : int
         Passes of Adam over the training windows (fewer if early stopping ends it).
     batch_size : int
@@ -112,29 +106,12 @@ class RecurrentConfig:
         With ``refine = "lm"``: the most conjugate-gradient iterations per Levenberg–Marquardt step. More give
         a step nearer the exact damped Gauss–Newton one at more cost per iteration; on the benchmark's
         SimpleRNN, 60 lowers the validation loss faster than 30 (or 15, or 120) for the first minute.
-    target : {"increment", "value"}
-        What the network's output layer predicts. "increment" (physrnn's form): g, the standardised
-        Euler-style increment. "value": the next observed value itself, standardised like the states — the
-        common textbook recipe, kept to reproduce it (``studies/course.toml``). Both are trained and rolled out
-        through the same update, ``g = (value − o_i)/Δt`` for the latter, so the loss differs only by a constant
-        factor; what differs is what the network has to represent.
     precision : {"float32", "float64"}
         Floating-point type of the network, its training and its rollout.
-    angles : tuple of str
-        Observed components that are angles (the pendulum's ``theta``): the network sees each as (cos, sin),
-        so its increment is 2π-periodic in them, as the physics is; the state itself stays unwrapped.
-    rotation : bool
-        Keep the system's rotational symmetry (its declared ``ROTATIONS``: Kepler's position and velocity): each
-        window is turned so that its latest position lies on the x axis (the network sees r, the radial and the
-        tangential velocity) and the increment is turned back, so the step map turns with the orbit exactly.
     seed : int
         Seed of the initial weights and of the batch order (a study sets it per seed).
     """
 
-    cell: str = "gru"
-    units: int = 32
-    layers: int = 1
-    window: int = 8
     epochs: int = 100
     batch_size: int = 256
     learning_rate: float = 3e-3
@@ -146,13 +123,59 @@ class RecurrentConfig:
     refine_steps: int = 0
     refine: str = "lm"
     cg_steps: int = 30
-    target: str = "increment"
     precision: str = "float32"
-    angles: tuple[str, ...] = ()
-    rotation: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _check_training(self)
+
+
+def _with_training(cls):
+    """A network kind's config with the shared training settings documented after its own."""
+    cls.__doc__ = cls.__doc__.replace("{training}", NetworkTraining.__doc__.split("----------\n", 1)[1].rstrip(" \n")
+                                      + "\n")
+    return cls
+
+
+@_with_training
+@dataclass(frozen=True, kw_only=True)
+class RecurrentConfig(NetworkTraining):
+    """A Keras recurrent step model and how to train it.
+
+    Parameters
+    ----------
+    cell : {"simplernn", "gru", "lstm"}
+    units : int
+        Hidden units per layer.
+    layers : int
+        Stacked recurrent layers.
+    window : int
+        Inputs the model sees per prediction (from a zero state), in training and rollout alike.
+    target : {"increment", "value"}
+        What the network's output layer predicts. "increment" (physrnn's form): g, the standardised
+        Euler-style increment. "value": the next observed value itself, standardised like the states — the
+        common textbook recipe, kept to reproduce it (``studies/course.toml``). Both are trained and rolled out
+        through the same update, ``g = (value − o_i)/Δt`` for the latter, so the loss differs only by a constant
+        factor; what differs is what the network has to represent.
+    angles : tuple of str
+        Observed components that are angles (the pendulum's ``theta``): the network sees each as (cos, sin),
+        so its increment is 2π-periodic in them, as the physics is; the state itself stays unwrapped.
+    rotation : bool
+        Keep the system's rotational symmetry (its declared ``ROTATIONS``: Kepler's position and velocity): each
+        window is turned so that its latest position lies on the x axis (the network sees r, the radial and the
+        tangential velocity) and the increment is turned back, so the step map turns with the orbit exactly.
+{training}    """
+
+    cell: str = "gru"
+    units: int = 32
+    layers: int = 1
+    window: int = 8
+    target: str = "increment"
+    angles: tuple[str, ...] = ()
+    rotation: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if not isinstance(self.rotation, bool):
             raise TypeError(f"rotation must be true or false, got {self.rotation!r}")
         _check_angles(self.angles)
@@ -163,7 +186,6 @@ class RecurrentConfig:
             raise ValueError(f"unknown target {self.target!r}; choose increment or value")
         for name in ("units", "layers", "window"):
             _check_int(name, getattr(self, name), 1)
-        _check_training(self)
         # Weights (and Adam's two moments and the gradient: four copies), from the recurrent kernels alone.
         gates = {"simplernn": 1, "gru": 3, "lstm": 4}[self.cell]
         weights = float(self.layers) * gates * float(self.units) * (float(self.units) + 1)
@@ -270,8 +292,9 @@ class LinearConfig:
         return self.window
 
 
+@_with_training
 @dataclass(frozen=True, kw_only=True)
-class SympNetConfig:
+class SympNetConfig(NetworkTraining):
     """A step map symplectic for any weights (a SympNet of gradient modules: Jin et al., *Neural Networks* 132,
     2020): kicks p ← p − c ∇V_k(q, u) and drifts q ← q + c ∇T_k(p, u), alternating, each potential a one-layer
     network plus a quadratic. Trained as the recurrent kinds are.
@@ -300,21 +323,9 @@ class SympNetConfig:
     layers: int = 2
     positions: tuple[str, ...] = ()
     momenta: tuple[str, ...] = ()
-    epochs: int = 100
-    batch_size: int = 256
-    learning_rate: float = 3e-3
-    schedule: str = "cosine"
-    clipnorm: float = 1.0
-    patience: int = 20
-    rollout_steps: int = 1
-    horizons: tuple[int, ...] = ()
-    refine_steps: int = 0
-    refine: str = "lm"
-    cg_steps: int = 30
-    precision: str = "float64"
     angles: tuple[str, ...] = ()
     rotation: bool = False
-    seed: int = 0
+    precision: str = "float64"
 
     def __post_init__(self) -> None:
         if not isinstance(self.rotation, bool):
@@ -329,7 +340,7 @@ class SympNetConfig:
         object.__setattr__(self, "angles", tuple(self.angles))
         _check_int("units", self.units, 0)
         _check_int("layers", self.layers, 1)
-        _check_training(self)
+        super().__post_init__()
 
     #: The map reads the current state alone (its window), and the network's output is the increment.
     window: ClassVar[int] = 1
@@ -377,19 +388,6 @@ class SympNetConfig:
     def min_context(self) -> int:
         """A rollout starts from one true state: the map needs nothing else."""
         return 1
-
-
-def _doc_entries(doc: str, names) -> str:
-    """The numpydoc entries ``names`` of a config's docstring, in that order (to share their text)."""
-    blocks = {m.group(1): m.group(0) for m in re.finditer(r"^    (\w+) : [^\n]*\n(?:        [^\n]*\n)*", doc,
-                                                          flags=re.M)}
-    return "".join(blocks[name] for name in names)
-
-
-SympNetConfig.__doc__ = SympNetConfig.__doc__.replace("{training}", _doc_entries(RecurrentConfig.__doc__, (
-    "epochs", "batch_size", "learning_rate", "schedule", "clipnorm", "patience", "rollout_steps", "horizons",
-    "refine_steps",
-    "refine", "cg_steps", "precision", "seed")))
 
 
 #: The ridges an NVAR tries when none is given: every decade from 1e-12 to 1.
@@ -619,7 +617,9 @@ def describe_settings(kind: str) -> list[tuple[str, Any, str]]:
         text = " ".join(line.strip() for line in match.group(2).splitlines())
         meaning[match.group(1)] = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
     out = []
-    for f in fields(entry.config_class):
+    # In the docstring's order (a kind's own settings, then those it shares), any undocumented ones last.
+    order = {name: i for i, name in enumerate(meaning)}
+    for f in sorted(fields(entry.config_class), key=lambda f: order.get(f.name, len(order))):
         if f.name in entry.fixed:
             continue
         default = None if f.default is MISSING else f.default
