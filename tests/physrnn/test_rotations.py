@@ -65,3 +65,14 @@ def test_rotation_needs_a_system_that_declares_one(kepler):
         pr.GRU(units=2, window=2, epochs=1, rotation=True).fit(position, verbose=0)
     with pytest.raises(TypeError, match="^rotation must be true or false, got 'yes'$"):
         pr.GRU(rotation="yes")
+
+
+def test_rotation_on_arrays_names_the_missing_declaration_and_help_shows_defaults():
+    from physrnn.models.configs import describe_settings
+
+    arrays = pr.StepData.from_arrays(np.ones((2, 10, 4)), dt=0.1, state_names=["x", "y", "vx", "vy"])
+    with pytest.raises(ValueError, match=r"^rotation = true turns the planar vectors a system declares, and these "
+                                         r"data's system declares none among the observed x, y, vx, vy;"):
+        pr.GRU(units=2, window=2, epochs=1, rotation=True).fit(arrays, verbose=0)
+    settings = {name: default for name, default, _ in describe_settings("sympnet")}
+    assert settings["units"] == 32 and settings["precision"] == "float64" and settings["rotation"] is False
