@@ -111,7 +111,8 @@ def test_the_harmonic_oscillators_flow_map_is_fitted_to_rounding():
     assert np.abs(rollout.observed - val.observed).max() < 1e-12
 
 
-@pytest.mark.parametrize("system, settings", [("pendulum", {"angles": ["theta"]}), ("kepler", {"rotation": True})])
+@pytest.mark.parametrize("system, settings", [("pendulum", {"angles": ["theta"]}),
+                                              pytest.param("kepler", {"rotation": True}, marks=pytest.mark.slow)])
 def test_a_fitted_map_saves_and_reloads_bit_for_bit(tmp_path, system, settings):
     data = pr.StepData.from_trajectories(pr.simulate(system=system, n_traj=4, dt=0.1, t_end=6.0, seed=2))
     model = pr.build_model("sympnet", units=4, layers=1, epochs=1, **settings).fit(data, verbose=0)
@@ -187,6 +188,7 @@ def test_a_study_refuses_a_symplectic_model_of_damped_motion_before_any_work():
         study_from_dict(raw)
 
 
+@pytest.mark.slow  # about 25 s: three LM stages traced and three compiled loops (make test-slow; CI runs it)
 def test_a_curriculum_of_horizons_keeps_the_stage_whose_validation_loops_err_least(monkeypatch):
     # The rule on its sequence: every stage is scored on the validation closed loops, the kept weights are the
     # best stage's, and a stage that makes things worse (here one planted to blow up) is not kept.
