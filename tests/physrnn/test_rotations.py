@@ -44,6 +44,10 @@ def test_a_rotation_aware_networks_step_commutes_with_rotations(kepler, target, 
     g = np.asarray(model.network_(x, training=False))
     g_turned = np.asarray(model.network_(x @ rot.T, training=False))
     np.testing.assert_allclose(g_turned, g @ rot.T, rtol=0, atol=1e-11 * np.abs(g).max())
+    # Its input scaling is fitted in the co-rotating frame, over every training step.
+    frame = plane_frame(kepler.inputs[:, :-1], ((0, 1), (2, 3))).reshape(-1, 4)
+    np.testing.assert_allclose(model.network_.get_layer("input_scaling").mean.numpy(), frame.mean(axis=0),
+                               rtol=1e-12, atol=1e-14)
     if target == "increment":  # the check can fail: a network without the frame does not commute
         plain = pr.GRU(units=6, window=3, epochs=1, precision="float64").fit(kepler, verbose=0)
         g_plain = np.asarray(plain.network_(x, training=False))

@@ -5,6 +5,7 @@ refused in one line, at fit time and when a study is read."""
 import re
 import tomllib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -201,7 +202,7 @@ def test_a_curriculum_of_horizons_keeps_the_stage_whose_validation_loops_err_lea
     calls = []
 
     def planted(trainer, train_set, val_set, **options):
-        calls.append((trainer.horizon, train_set[0].shape, val_set[0].shape))
+        calls.append((trainer.horizon, train_set[0].shape, val_set[0].shape, options["callbacks"]))
         out = real(trainer, train_set, val_set, **options)
         if trainer.horizon == 6:  # the last stage ruins the map
             trainer.network.set_weights([w * 3.0 for w in trainer.network.get_weights()])
@@ -209,8 +210,9 @@ def test_a_curriculum_of_horizons_keeps_the_stage_whose_validation_loops_err_lea
 
     monkeypatch.setattr(recurrent, "levenberg_marquardt", planted)
     model = pr.build_model("sympnet", units=2, layers=1, epochs=1, batch_size=32, refine_steps=6, horizons=[3, 6],
-                           angles=["theta"]).fit(train, val, verbose=0)
+                           angles=["theta"]).fit(train, val, verbose=0, callbacks=[keras.callbacks.Callback()])
     h = model.history_
+    assert all(len(c[3]) == 1 for c in calls)  # the user's callbacks see every stage
     # The first call is the one-step training; then one per horizon, on every horizon-th window.
     assert [c[0] for c in calls] == [1, 3, 6]
     assert calls[1][1] == (len(train.windows(1, 3)[0][::3]), 3, 4) and calls[2][1][1] == 6
