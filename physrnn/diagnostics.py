@@ -340,12 +340,6 @@ def _relative_change(invariant, states: np.ndarray, diverged_at: np.ndarray) -> 
     return np.where(valid, np.where(np.isfinite(change), change, np.inf), np.nan)
 
 
-def _relative_drift(invariant, states: np.ndarray, diverged_at: np.ndarray) -> np.ndarray:
-    """max_t |I(t) − I(0)| / |I(0)| per trajectory up to its divergence (if any); inf where I is not finite
-    before it."""
-    return _peak(_relative_change(invariant, states, diverged_at))
-
-
 def _peak(change: np.ndarray) -> np.ndarray:
     """The largest change per trajectory before its divergence (NaN marks the steps after it)."""
     return np.where(np.isnan(change), 0.0, change).max(axis=1)

@@ -192,8 +192,9 @@ class TrainedNetworkModel(NetworkModel):
                              "trajectories: pass validation data to fit(), or leave horizons out")
         x, y = train.windows(cfg.window, cfg.rollout_steps)
         self.network_ = self._network_for(train, x.shape[-1])
-        trainer = StepTrainer(self.network_, Scaler.fit(train.targets).scale, train.dt, cfg.window,
-                              cfg.rollout_steps, train.n_obs, cfg.precision)
+        self._increment_scale = Scaler.fit(train.targets).scale  # the loss's unit, for every stage of training
+        trainer = StepTrainer(self.network_, self._increment_scale, train.dt, cfg.window, cfg.rollout_steps,
+                              train.n_obs, cfg.precision)
         val = None
         if validation is not None:
             val = validation.windows(cfg.window, cfg.rollout_steps)
@@ -236,7 +237,6 @@ class TrainedNetworkModel(NetworkModel):
         RMSE, LM iterations and best validation loss; and the stage kept."""
         cfg = self.config
         spread = np.std(train.observed.reshape(-1, train.n_obs), axis=0)
-        increment_scale = Scaler.fit(train.targets).scale
 
         def score() -> tuple[float, float]:
             observed, _ = self._rollout(validation, self.min_context, validation.observed.shape[1], self.bound_)
@@ -254,7 +254,7 @@ class TrainedNetworkModel(NetworkModel):
             # Every horizon-th window: about as many residuals as one-step training, each horizon steps deep.
             x, y = (a[::horizon] for a in train.windows(cfg.window, horizon))
             val = tuple(a[::horizon] for a in validation.windows(cfg.window, horizon))
-            trainer = StepTrainer(self.network_, increment_scale, train.dt, cfg.window, horizon, train.n_obs,
+            trainer = StepTrainer(self.network_, self._increment_scale, train.dt, cfg.window, horizon, train.n_obs,
                                   cfg.precision)
             stage = levenberg_marquardt(trainer, (x, y), val, steps=cfg.refine_steps, patience=cfg.patience,
                                         dtype=cfg.precision, cg_steps=cfg.cg_steps, verbose=verbose,

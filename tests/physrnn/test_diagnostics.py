@@ -410,7 +410,7 @@ def test_error_growth_needs_ten_samples_above_rounding(above, read):
 
 
 def test_drift_counts_a_state_outside_the_invariants_domain_and_stops_at_a_divergence():
-    from physrnn.diagnostics import _relative_drift
+    from physrnn.diagnostics import _peak, _relative_change
 
     def log_invariant(states):  # V-like: defined only for positive states
         return np.log(states[..., 0])
@@ -420,7 +420,7 @@ def test_drift_counts_a_state_outside_the_invariants_domain_and_stops_at_a_diver
     states[1, 4:] = np.nan  # diverged at step 4: the NaN after it is not drift
     states[1, 2] = np.e  # ln e − ln 1 = 1 before the divergence
     states[2, 5] = np.e**0.5
-    drift = _relative_drift(log_invariant, states, np.array([-1, 4, -1]))
+    drift = _peak(_relative_change(log_invariant, states, np.array([-1, 4, -1])))
     assert drift[0] == np.inf and drift[1] == pytest.approx(1.0) and drift[2] == pytest.approx(0.5)
 
 
